@@ -1,0 +1,43 @@
+"""Times each DVC stage of the current params (`dvc repro --force --single-item`, DVC's own hashing
+and caching included) and prints a Markdown table with the machine it ran on.
+
+    python benchmarks/stage_times.py [stage ...]      # default: every stage of dvc.yaml, in order
+"""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import yaml
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}"
+
+
+def main(stages: list[str]) -> None:
+    stages = stages or list(yaml.safe_load(open("dvc.yaml"))["stages"])
+    rows = []
+    for stage in stages:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "dvc", "repro", "--force", "--single-item", stage], check=True,
+                       stdout=subprocess.DEVNULL)
+        rows.append((stage, time.perf_counter() - start))
+    print(f"Machine: {machine()}\n")
+    print("| stage | seconds |\n|---|---|")
+    for stage, seconds in rows:
+        print(f"| `{stage}` | {seconds:.1f} |")
+    print(f"| total | {sum(s for _, s in rows):.1f} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""Palettes (class proportions) of layouts, the palette GMM, sampling."""

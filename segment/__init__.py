@@ -1,0 +1,1 @@
+"""Segmenter training with real and synthetic data, and mIoU (issue 7)."""

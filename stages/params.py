@@ -1,0 +1,127 @@
+"""params.yaml as typed dataclasses, one per section.
+
+Loading is strict: an unknown key, a missing key or a value of the wrong type stops with an error
+naming the key, so a typo in a sweep (`dvc exp run -S palette.max_component=3`) cannot pass silently.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from data.errors import InputError
+
+
+@dataclass(frozen=True)
+class DataParams:
+    dataset: Literal["cityscapes", "cityscapes25k", "idd", "celeba"]  # which reader (on-disk layout)
+    root: str  # the dataset's folder
+    height: int  # working resolution
+    width: int
+
+
+@dataclass(frozen=True)
+class ToyParams:
+    city_train: int  # images per split of the toy street scenes (Cityscapes format)
+    city_val: int
+    city_height: int  # size the toy scenes are drawn at, before `prepare` resizes them
+    city_width: int
+    faces_count: int  # toy portraits (CelebAMask-HQ format)
+    faces_size: int  # mask size; images are twice as large, as in the real dataset
+
+
+@dataclass(frozen=True)
+class PrepareParams:
+    crop: Literal["top", "center"]  # where frames of another aspect ratio are cut (IDD)
+    holdout_fraction: float  # held out as `val` where a dataset has no validation split (CelebAMask-HQ)
+
+
+@dataclass(frozen=True)
+class PaletteParams:
+    min_components: int  # AIC search range of the mixture size
+    max_components: int
+    n_init: int  # restarts of the final fit
+    reg_covar: float  # added to covariance diagonals (palettes of unseen classes are constant 0)
+    max_iter: int
+    projection: Literal["clip", "euclidean"]  # how samples are brought back onto the simplex
+    min_proportions: dict[str, float]  # class name -> minimum proportion in every sample
+    removed_classes: list[str]  # classes set to 0 in every sample
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int
+    data: DataParams
+    toy: ToyParams
+    prepare: PrepareParams
+    palette: PaletteParams
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} not found; run the stage from the repository root")
+    with open(path) as f:
+        raw = yaml.safe_load(f)
+    return _convert(raw, Params, str(path))
+
+
+def _convert(value, kind, where: str):
+    origin = typing.get_origin(kind)
+    if dataclasses.is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise InputError(f"{where}: expected a mapping of {', '.join(f.name for f in dataclasses.fields(kind))}")
+        hints = typing.get_type_hints(kind)
+        names = [f.name for f in dataclasses.fields(kind)]
+        for key in value:
+            if key not in names:
+                raise InputError(f"{where}: unknown key {key!r}; known keys are: {', '.join(names)}")
+        for name in names:
+            if name not in value:
+                raise InputError(f"{where}: missing key {name!r}; add it (see the README's params reference)")
+        return kind(**{name: _convert(value[name], hints[name], f"{where}:{name}") for name in names})
+    if origin is Literal:
+        if value not in typing.get_args(kind):
+            raise InputError(f"{where} = {value!r}; expected one of: {', '.join(map(str, typing.get_args(kind)))}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(kind)
+        if value is None and type(None) in options:
+            return None
+        return _convert(value, next(o for o in options if o is not type(None)), where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise InputError(f"{where} = {value!r}; expected a list")
+        (item,) = typing.get_args(kind)
+        return [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise InputError(f"{where} = {value!r}; expected a mapping")
+        key_kind, item = typing.get_args(kind)
+        return {_convert(k, key_kind, where): _convert(v, item, f"{where}:{k}") for k, v in value.items()}
+    if kind is float:
+        # PyYAML reads exponents without a dot (1e-6) as strings.
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise InputError(f"{where} = {value!r}; expected a number")
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise InputError(f"{where} = {value!r}; expected an integer")
+    if kind in (str, bool):
+        if isinstance(value, kind):
+            return value
+        raise InputError(f"{where} = {value!r}; expected {kind.__name__}")
+    raise TypeError(f"unsupported params type {kind} at {where}")

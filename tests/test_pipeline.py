@@ -1,0 +1,68 @@
+"""The DVC pipeline end to end, in a copy of the repository with tiny params."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from conftest import REPO
+
+TINY = {
+    "toy": {"city_train": 200, "city_val": 20, "city_height": 64, "city_width": 128, "faces_count": 6, "faces_size": 32},
+    "data": {"height": 16, "width": 32},
+    "palette": {"max_components": 4, "n_init": 2},
+}
+ENV = dict(os.environ, DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
+           GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
+
+
+def sh(cwd: Path, *args: str) -> str:
+    result = subprocess.run(args, cwd=cwd, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def dvc(cwd: Path, *args: str) -> str:
+    return sh(cwd, sys.executable, "-m", "dvc", *args)
+
+
+def copy_repository(destination: Path) -> None:
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                            cwd=REPO, capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, listed):
+        source = REPO / name
+        if source.is_file() and name != "dvc.lock" and not name.startswith("metrics/"):
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+
+
+def test_repro_then_nothing_to_do_then_a_palette_sweep_reruns_only_the_palette(tmp_path):
+    repo = tmp_path / "repo"
+    copy_repository(repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for section, values in TINY.items():
+        params[section].update(values)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(repo, "git", "init", "-q")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-q", "-m", "tiny")
+
+    out = dvc(repo, "repro")
+    for stage in ("toy", "prepare", "palette"):
+        assert f"Running stage '{stage}'" in out
+    metrics = json.loads((repo / "metrics/palette.json").read_text())
+    assert metrics["components"] >= 2  # the toy scene types make palettes multi-modal
+    assert np.load(repo / "outputs/prepared/train/layouts.npy").shape == (200, 16, 32)
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-q", "-m", "lock")
+
+    assert "Data and pipelines are up to date" in dvc(repo, "repro")
+
+    out = dvc(repo, "exp", "run", "-S", "palette.max_components=3")
+    assert re.findall(r"Running stage '([^']+)'", out) == ["palette"]
+    assert yaml.safe_load((repo / "params.yaml").read_text())["palette"]["max_components"] == 3
