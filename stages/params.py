@@ -54,12 +54,47 @@ class PaletteParams:
 
 
 @dataclass(frozen=True)
+class LevelSchedule:
+    previous: str  # the level this one starts from ("init" for the first)
+    steps: int  # per phase (fade, then stabilise)
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class LayoutParams:
+    final_level: int
+    schedule: dict[str, LevelSchedule]  # keyed by level height; DVC ignores integer keys in foreach
+    latent_dim: int
+    channel_base: int
+    channel_max: int
+    pixel_norm: Literal["standard", "authors"]
+    loss_terms: list[str]
+    entropy_weight: float
+    spread_weight: float
+    recover_weight: float
+    gp_weight: float
+    lr: float
+    beta1: float
+    beta2: float
+    ema_decay: float
+    soft_sigma: float
+    soft_mix: float
+    flip: bool
+    log_every: int
+    image_every: int
+    checkpoint_every: int
+    eval_palettes: int
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int
+    device: str
     data: DataParams
     toy: ToyParams
     prepare: PrepareParams
     palette: PaletteParams
+    layout: LayoutParams
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -120,6 +155,8 @@ def _convert(value, kind, where: str):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         raise InputError(f"{where} = {value!r}; expected an integer")
+    if kind is str and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # a level name such as 16 reads as an integer
     if kind in (str, bool):
         if isinstance(value, kind):
             return value

@@ -16,6 +16,9 @@ TINY = {
     "toy": {"city_train": 200, "city_val": 20, "city_height": 64, "city_width": 128, "faces_count": 6, "faces_size": 32},
     "data": {"height": 16, "width": 32},
     "palette": {"max_components": 4, "n_init": 2},
+    "layout": {"final_level": 8, "latent_dim": 8, "channel_base": 16, "channel_max": 8, "eval_palettes": 8,
+               "schedule": {"4": {"previous": "init", "steps": 2, "batch_size": 4},
+                            "8": {"previous": "4", "steps": 2, "batch_size": 4}}},
 }
 ENV = dict(os.environ, DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
            GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
@@ -41,7 +44,7 @@ def copy_repository(destination: Path) -> None:
             shutil.copy2(source, destination / name)
 
 
-def test_repro_then_nothing_to_do_then_a_palette_sweep_reruns_only_the_palette(tmp_path):
+def test_repro_then_nothing_to_do_then_a_palette_sweep_reruns_from_the_palette_on(tmp_path):
     repo = tmp_path / "repo"
     copy_repository(repo)
     params = yaml.safe_load((repo / "params.yaml").read_text())
@@ -53,7 +56,7 @@ def test_repro_then_nothing_to_do_then_a_palette_sweep_reruns_only_the_palette(t
     sh(repo, "git", "commit", "-q", "-m", "tiny")
 
     out = dvc(repo, "repro")
-    for stage in ("toy", "prepare", "palette"):
+    for stage in ("toy", "prepare", "palette", "layout_init", "layout@4", "layout@8", "layout_eval"):
         assert f"Running stage '{stage}'" in out
     metrics = json.loads((repo / "metrics/palette.json").read_text())
     assert metrics["components"] >= 2  # the toy scene types make palettes multi-modal
@@ -64,5 +67,7 @@ def test_repro_then_nothing_to_do_then_a_palette_sweep_reruns_only_the_palette(t
     assert "Data and pipelines are up to date" in dvc(repo, "repro")
 
     out = dvc(repo, "exp", "run", "-S", "palette.max_components=3")
-    assert re.findall(r"Running stage '([^']+)'", out) == ["palette"]
+    ran = re.findall(r"Running stage '([^']+)'", out)
+    assert ran[0] == "palette" and "toy" not in ran and "prepare" not in ran
+    assert json.loads((repo / "metrics/layout.json").read_text())["level"] == 8
     assert yaml.safe_load((repo / "params.yaml").read_text())["palette"]["max_components"] == 3

@@ -1,0 +1,192 @@
+"""The progressive layout generator and its critic.
+
+Levels are indexed from 0 (4 × 4·aspect) upwards, each doubling the resolution; level k is
+4·2^k pixels high. Both networks hold every level's blocks from the start and run the first k + 1.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def level_height(level: int) -> int:
+    return 4 * 2**level
+
+
+def level_of_height(height: int) -> int:
+    level = int(math.log2(height)) - 2
+    if height < 4 or level_height(level) != height:
+        raise ValueError(f"layout level heights are 4·2^k (4, 8, 16, ...); got {height}")
+    return level
+
+
+def channels_at(level: int, channel_base: int, channel_max: int) -> int:
+    """Feature width at a level: the authors use base 4096 and max 512 (512 up to 32 px, then halving)."""
+    return max(1, min(channel_max, channel_base >> level))
+
+
+class EqualizedConv2d(nn.Module):
+    """Convolution whose weights are N(0, 1) and rescaled at run time by gain / sqrt(fan_in)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, gain=math.sqrt(2)):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.scale = gain / math.sqrt(in_channels * kernel_size * kernel_size)
+        self.stride, self.padding = stride, padding
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.scale, self.bias, self.stride, self.padding)
+
+
+class EqualizedLinear(nn.Module):
+    def __init__(self, in_features, out_features, gain=math.sqrt(2)):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(out_features))
+        self.scale = gain / math.sqrt(in_features)
+
+    def forward(self, x):
+        return F.linear(x, self.weight * self.scale, self.bias)
+
+
+class PixelNorm(nn.Module):
+    """Normalises each position's feature vector. The authors divide by the mean square itself (no
+    square root), which inverts the scale instead of removing it; `standard` is ProGAN's."""
+
+    def __init__(self, mode: str):
+        super().__init__()
+        if mode not in ("standard", "authors"):
+            raise ValueError(f"pixel_norm must be 'standard' or 'authors', got {mode!r}")
+        self.power = 0.5 if mode == "standard" else 1.0
+
+    def forward(self, x):
+        return x / (x.pow(2).mean(dim=1, keepdim=True) + 1e-8).pow(self.power)
+
+
+def lrelu(x):
+    return F.leaky_relu(x, 0.2)
+
+
+def palette_activation(logits: torch.Tensor, palette: torch.Tensor, eps: float = 1e-6):
+    """The palette-assisted activation: class masks whose spatial mean is the palette, by construction.
+
+    Each class's logits get a softmax over all positions, scaled by its palette entry × H·W, so that
+    mean_x mask_c = palette_c exactly; the per-pixel class distribution is the masks normalised at
+    each pixel. Returns (distribution B×C×H×W, masks B×C×H×W).
+    """
+    batch, classes, height, width = logits.shape
+    spatial = torch.softmax(logits.reshape(batch, classes, -1), dim=2).reshape_as(logits)
+    masks = spatial * palette[:, :, None, None] * (height * width)
+    distribution = (masks + eps) / (masks + eps).sum(dim=1, keepdim=True)
+    return distribution, masks
+
+
+class LayoutOutput(NamedTuple):
+    seg: torch.Tensor  # per-pixel class distribution, B×C×H×W
+    masks: torch.Tensor  # class masks, spatial mean = palette
+    logits: torch.Tensor
+
+    def blend(self, other: "LayoutOutput", alpha: float) -> "LayoutOutput":
+        return LayoutOutput(*((1 - alpha) * a + alpha * b for a, b in zip(self, other)))
+
+
+class LayoutGenerator(nn.Module):
+    """(z, palette) -> layouts at every scale up to the requested level.
+
+    Every block has a 1×1 head giving class logits, turned into a palette-constrained layout; below
+    the output level, an "assisted joint" feeds that layout back into the features
+    (x <- x/2 + lrelu(conv(layout)), the authors' `bias` joint).
+    """
+
+    def __init__(self, num_classes: int, *, latent_dim: int, aspect: int, num_levels: int,
+                 channel_base: int, channel_max: int, pixel_norm: str = "standard"):
+        super().__init__()
+        self.num_classes, self.latent_dim, self.aspect, self.num_levels = num_classes, latent_dim, aspect, num_levels
+        widths = [channels_at(i, channel_base, channel_max) for i in range(num_levels)]
+        self.norm = PixelNorm(pixel_norm)
+        self.input_fc = EqualizedLinear(latent_dim + num_classes, widths[0] * 4 * 4 * aspect, gain=math.sqrt(2) / 4)
+        self.first_convs = nn.ModuleList([EqualizedConv2d(widths[0], widths[0], 3, padding=1)])
+        self.convs = nn.ModuleList(
+            nn.ModuleList([EqualizedConv2d(widths[i - 1], widths[i], 3, padding=1),
+                           EqualizedConv2d(widths[i], widths[i], 3, padding=1)])
+            for i in range(1, num_levels)
+        )
+        self.heads = nn.ModuleList(EqualizedConv2d(w, num_classes, 1, gain=1.0) for w in widths)
+        self.joints = nn.ModuleList(EqualizedConv2d(num_classes, w, 3, padding=1, gain=1.0) for w in widths[:-1])
+        self.widths = widths
+
+    def block(self, level: int, x: torch.Tensor, z_and_palette: torch.Tensor | None = None) -> torch.Tensor:
+        if level == 0:
+            x = self.input_fc(self.norm(z_and_palette)).view(len(z_and_palette), self.widths[0], 4, 4 * self.aspect)
+            x = self.norm(lrelu(x))
+            return self.norm(lrelu(self.first_convs[0](x)))
+        x = F.interpolate(x, scale_factor=2, mode="nearest")
+        conv1, conv2 = self.convs[level - 1]
+        return self.norm(lrelu(conv2(self.norm(lrelu(conv1(x))))))
+
+    def head(self, level: int, x: torch.Tensor, palette: torch.Tensor) -> LayoutOutput:
+        logits = self.heads[level](x)
+        return LayoutOutput(*palette_activation(logits, palette), logits)
+
+    def joint(self, level: int, x: torch.Tensor, palette: torch.Tensor) -> tuple[torch.Tensor, LayoutOutput]:
+        out = self.head(level, x, palette)
+        return 0.5 * x + lrelu(self.joints[level](out.seg)), out
+
+    def forward(self, z: torch.Tensor, palette: torch.Tensor, level: int, alpha: float | None = None) -> list[LayoutOutput]:
+        """Layouts at levels 0..level (the last one is the output). With `alpha`, the output fades from
+        the previous level's head (on upsampled features, alpha = 0) to this level's (alpha = 1)."""
+        palette = palette / palette.sum(dim=1, keepdim=True)  # a palette that does not sum to 1 would skew the spread target
+        fading = alpha is not None and level > 0
+        outputs, x = [], None
+        for i in range(level + 1):
+            x = self.block(i, x, torch.cat([z, palette], dim=1) if i == 0 else None)
+            if i == level:
+                final = self.head(i, x, palette)
+                if fading:
+                    final = coarse.blend(final, alpha)
+                outputs.append(final)
+            else:
+                if fading and i == level - 1:
+                    coarse = self.head(i, F.interpolate(x, scale_factor=2, mode="nearest"), palette)
+                x, out = self.joint(i, x, palette)
+                outputs.append(out)
+        return outputs
+
+
+class LayoutDiscriminator(nn.Module):
+    """Unconditional progressive critic on C-channel layouts; one score per sample."""
+
+    def __init__(self, num_classes: int, *, aspect: int, num_levels: int, channel_base: int, channel_max: int):
+        super().__init__()
+        widths = [channels_at(i, channel_base, channel_max) for i in range(num_levels)]
+        self.from_layout = nn.ModuleList(EqualizedConv2d(num_classes, w, 1, gain=1.0) for w in widths)
+        self.convs = nn.ModuleList(
+            nn.ModuleList([EqualizedConv2d(widths[i], widths[i], 3, padding=1),
+                           EqualizedConv2d(widths[i], widths[i - 1], 3, padding=1)])
+            for i in range(1, num_levels)
+        )
+        # The last block absorbs the aspect ratio with a (1, aspect) stride: 4×4a -> 4×4 -> 1×1.
+        self.final_conv1 = EqualizedConv2d(widths[0], widths[0], 3, stride=(1, aspect), padding=1)
+        self.final_conv2 = EqualizedConv2d(widths[0], widths[0], 4)
+        self.score = EqualizedLinear(widths[0], 1, gain=1.0)
+
+    def block(self, level: int, h: torch.Tensor) -> torch.Tensor:
+        if level == 0:
+            h = lrelu(self.final_conv2(lrelu(self.final_conv1(h))))
+            return self.score(h.flatten(1))
+        conv1, conv2 = self.convs[level - 1]
+        return F.avg_pool2d(lrelu(conv2(lrelu(conv1(h)))), 2)
+
+    def forward(self, layout: torch.Tensor, level: int, alpha: float | None = None) -> torch.Tensor:
+        h = self.block(level, lrelu(self.from_layout[level](layout))) if level > 0 else lrelu(self.from_layout[0](layout))
+        if alpha is not None and level > 0:
+            coarse = lrelu(self.from_layout[level - 1](F.avg_pool2d(layout, 2)))
+            h = (1 - alpha) * coarse + alpha * h
+        for i in range(level - 1 if level > 0 else 0, -1, -1):
+            h = self.block(i, h)
+        return h

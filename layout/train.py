@@ -1,0 +1,250 @@
+"""Training of one resolution level of the layout synthesizer (fade in, then stabilise).
+
+Randomness is drawn from generators seeded by (seed, level, step), so a run resumed from a checkpoint
+continues exactly as an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from torchvision.utils import make_grid
+from tqdm import tqdm
+
+from layout.layouts import discretize, one_hot, soften
+from layout.losses import check_loss_terms, gradient_penalty, regularization
+from layout.networks import LayoutDiscriminator, LayoutGenerator, level_height
+from palette.metrics import proportion_errors
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Everything needed to rebuild the networks; stored in every checkpoint."""
+
+    num_classes: int
+    latent_dim: int
+    aspect: int
+    num_levels: int
+    channel_base: int
+    channel_max: int
+    pixel_norm: str
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int  # per phase: fade (levels above the first), then stabilise
+    batch_size: int
+    lr: float
+    beta1: float
+    beta2: float
+    gp_weight: float
+    ema_decay: float
+    loss_terms: tuple[str, ...]
+    loss_weights: dict  # regularizer name -> weight
+    soft_sigma: float
+    soft_mix: float
+    flip: bool
+    seed: int
+    log_every: int
+    image_every: int
+    checkpoint_every: int
+
+
+@dataclass
+class LayoutModel:
+    """Generator, critic, the generator's moving average and both optimizers."""
+
+    config: NetworkConfig
+    generator: LayoutGenerator
+    discriminator: LayoutDiscriminator
+    ema: LayoutGenerator
+    g_optimizer: torch.optim.Adam
+    d_optimizer: torch.optim.Adam
+
+    @classmethod
+    def create(cls, config: NetworkConfig, lr: float, betas: tuple[float, float], device="cpu") -> "LayoutModel":
+        generator = build_generator(config).to(device)
+        discriminator = LayoutDiscriminator(config.num_classes, aspect=config.aspect, num_levels=config.num_levels,
+                                            channel_base=config.channel_base, channel_max=config.channel_max).to(device)
+        ema = copy.deepcopy(generator).eval().requires_grad_(False)
+        # One optimizer per network for every level's parameters, kept across levels as the authors do.
+        return cls(config, generator, discriminator, ema,
+                   torch.optim.Adam(generator.parameters(), lr=lr, betas=betas),
+                   torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas))
+
+    def state_dict(self) -> dict:
+        return {"config": dataclasses.asdict(self.config), "generator": self.generator.state_dict(),
+                "discriminator": self.discriminator.state_dict(), "ema": self.ema.state_dict(),
+                "g_optimizer": self.g_optimizer.state_dict(), "d_optimizer": self.d_optimizer.state_dict()}
+
+    @classmethod
+    def from_state_dict(cls, state: dict, lr: float, betas: tuple[float, float], device="cpu") -> "LayoutModel":
+        model = cls.create(NetworkConfig(**state["config"]), lr, betas, device)
+        for name in ("generator", "discriminator", "ema", "g_optimizer", "d_optimizer"):
+            getattr(model, name).load_state_dict(state[name])
+        for optimizer in (model.g_optimizer, model.d_optimizer):
+            for group in optimizer.param_groups:
+                group["lr"], group["betas"] = lr, betas
+        return model
+
+    @torch.no_grad()
+    def update_ema(self, decay: float) -> None:
+        for average, current in zip(self.ema.parameters(), self.generator.parameters()):
+            average.lerp_(current, 1 - decay)
+
+
+def build_generator(config: NetworkConfig) -> LayoutGenerator:
+    return LayoutGenerator(config.num_classes, latent_dim=config.latent_dim, aspect=config.aspect,
+                           num_levels=config.num_levels, channel_base=config.channel_base,
+                           channel_max=config.channel_max, pixel_norm=config.pixel_norm)
+
+
+def load_generator(path: str | Path, *, ema: bool = True, device="cpu") -> tuple[LayoutGenerator, int]:
+    """The generator of a `layout@<height>` checkpoint (its moving average by default), ready to
+    sample, and the level it was trained to."""
+    state = load_checkpoint(Path(path), device)
+    generator = build_generator(NetworkConfig(**state["model"]["config"])).to(device)
+    generator.load_state_dict(state["model"]["ema" if ema else "generator"])
+    return generator.eval().requires_grad_(False), state["level"]
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """torch.save to a temporary file, then rename: a killed run never leaves half a checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, device="cpu") -> dict:
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def step_generators(seed: int, level: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
+    rng = np.random.default_rng([seed, level, step])
+    return rng, torch.Generator().manual_seed(int(rng.integers(2**62)))
+
+
+def train_level(
+    model: LayoutModel,
+    level: int,
+    real_layouts: np.ndarray,
+    sample_palettes: Callable[[int, np.random.Generator], np.ndarray],
+    config: TrainConfig,
+    *,
+    start_step: int = 0,
+    history: list[dict] | None = None,
+    checkpoint: Callable[[int, list[dict]], None] | None = None,
+    writer: SummaryWriter | None = None,
+    colors: np.ndarray | None = None,
+    device="cpu",
+) -> list[dict]:
+    """Trains `level` on `real_layouts` (N×h×w label ids at this level's size) for fade + stabilise
+    phases, starting at `start_step`. Returns the logged rows (one dict every `log_every` steps)."""
+    check_loss_terms(list(config.loss_terms))
+    G, D = model.generator, model.discriminator
+    num_classes = model.config.num_classes
+    phases = ["stabilise"] if level == 0 else ["fade", "stabilise"]
+    total_steps = len(phases) * config.steps
+    history = list(history or [])
+    reals = torch.from_numpy(np.ascontiguousarray(real_layouts))
+
+    progress = tqdm(range(start_step, total_steps), initial=start_step, total=total_steps,
+                    desc=f"layout {level_height(level)}px", unit="step")
+    for step in progress:
+        phase = phases[step // config.steps]
+        alpha = (step % config.steps) / config.steps if phase == "fade" else None
+        rng, torch_rng = step_generators(config.seed, level, step)
+
+        # A batch: fresh GMM palettes, random real layouts (mirrored half the time), noise.
+        palette = torch.from_numpy(sample_palettes(config.batch_size, rng)).to(device)
+        chosen = reals[rng.integers(0, len(reals), config.batch_size)]
+        if config.flip:
+            mirror = torch.from_numpy(rng.random(config.batch_size) < 0.5)
+            chosen = torch.where(mirror[:, None, None], chosen.flip(-1), chosen)
+        real = soften(one_hot(chosen, num_classes).to(device), config.soft_sigma, config.soft_mix)
+        z = torch.randn(config.batch_size, model.config.latent_dim, generator=torch_rng).to(device)
+
+        # Generator step; the critic's weights need no gradients here.
+        D.requires_grad_(False)
+        outputs = G(z, palette, level, alpha)
+        fake = outputs[-1].seg
+        g_adversarial = -D(fake, level, alpha).mean()
+        g_regularization, scales = regularization(outputs, palette, list(config.loss_terms), config.loss_weights)
+        model.g_optimizer.zero_grad(set_to_none=True)
+        (g_adversarial + g_regularization).backward()
+        model.g_optimizer.step()
+        model.update_ema(config.ema_decay)
+
+        # Critic step, on the fake batch made before the generator's update (as the authors).
+        D.requires_grad_(True)
+        fake = fake.detach()
+        d_real, d_fake = D(real, level, alpha).mean(), D(fake, level, alpha).mean()
+        penalty = gradient_penalty(lambda x: D(x, level, alpha), real, fake, generator=torch_rng)
+        d_loss = d_fake - d_real + config.gp_weight * penalty
+        model.d_optimizer.zero_grad(set_to_none=True)
+        d_loss.backward()
+        model.d_optimizer.step()
+
+        if (step + 1) % config.log_every == 0 or step + 1 == total_steps:
+            requested = palette.cpu().numpy()
+            obtained = one_hot(fake.argmax(1), num_classes).mean(dim=(2, 3)).cpu().numpy()
+            row = {"step": step + 1, "phase": phase, "alpha": 1.0 if alpha is None else alpha,
+                   "g_adversarial": g_adversarial.item(), "g_regularization": g_regularization.item(),
+                   "d_loss": d_loss.item(), "wasserstein": (d_real - d_fake).item(), "gradient_penalty": penalty.item(),
+                   **scales, "batch_tmae": proportion_errors(requested, obtained)["tmae"]}
+            history.append(row)
+            progress.set_postfix(d=f"{row['d_loss']:.2f}", tmae=f"{row['batch_tmae']:.4f}")
+            if writer is not None:
+                for key, value in row.items():
+                    if key not in ("step", "phase"):
+                        writer.add_scalar(f"layout/{key}", value, step + 1)
+        if writer is not None and colors is not None and ((step + 1) % config.image_every == 0 or step + 1 == total_steps):
+            writer.add_image("layout/generated", layout_grid(fake.argmax(1), colors), step + 1)
+            writer.add_image("layout/real", layout_grid(chosen, colors), step + 1)
+        if checkpoint is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == total_steps):
+            checkpoint(step + 1, history)
+    return history
+
+
+def layout_grid(layouts: torch.Tensor, colors: np.ndarray, count: int = 16) -> torch.Tensor:
+    """The first `count` label maps coloured with the label space's colours, as one image grid."""
+    coloured = torch.from_numpy(colors)[layouts[:count].cpu().long()].permute(0, 3, 1, 2)
+    return make_grid(coloured, nrow=4, padding=1)
+
+
+@torch.no_grad()
+def generate(generator: LayoutGenerator, palettes: np.ndarray, level: int, seed: int,
+             discretization: str = "max", temperature: float = 1.0, batch_size: int = 64, device="cpu") -> torch.Tensor:
+    """Layouts (B×C×H×W) for the given palettes, with noise drawn from `seed`."""
+    torch_rng = torch.Generator().manual_seed(seed)
+    layouts = []
+    for start in range(0, len(palettes), batch_size):
+        palette = torch.from_numpy(np.asarray(palettes[start:start + batch_size], np.float32)).to(device)
+        z = torch.randn(len(palette), generator.latent_dim, generator=torch_rng).to(device)
+        seg = generator(z, palette, level)[-1].seg
+        layouts.append(discretize(seg, discretization, temperature, generator=None if discretization != "gumbel" else torch_rng).cpu())
+    return torch.cat(layouts)
+
+
+def evaluate_proportions(generators: dict[str, LayoutGenerator], level: int, palettes: np.ndarray,
+                         reference_layouts: np.ndarray, seed: int, device="cpu") -> dict[str, float]:
+    """Proportion errors of argmax layouts against the requested palettes, for each generator, and for
+    real layouts paired with the same palettes (what a model ignoring its palette would score)."""
+    metrics = {}
+    for name, generator in generators.items():
+        layouts = generate(generator, palettes, level, seed, "max", device=device)
+        for key, value in proportion_errors(palettes, layouts.mean(dim=(2, 3)).numpy()).items():
+            metrics[f"{name}_{key}"] = value
+    num_classes = palettes.shape[1]
+    reference = one_hot(torch.from_numpy(np.asarray(reference_layouts)), num_classes).mean(dim=(2, 3)).numpy()
+    for key, value in proportion_errors(palettes, reference).items():
+        metrics[f"reference_{key}"] = value
+    return metrics

@@ -1,0 +1,56 @@
+"""The layout stages on the tiny Cityscapes fixture: init, two levels, evaluation, resume, bad params."""
+import json
+from pathlib import Path
+
+import pytest
+
+from stages.common import run_stage
+from stages.layout import main as layout_main
+from stages.palette import main as palette_main
+from stages.prepare import main as prepare_main
+
+TINY_LAYOUT = {
+    "final_level": 8,
+    "schedule": {"4": {"previous": "init", "steps": 2, "batch_size": 4},
+                 "8": {"previous": "4", "steps": 2, "batch_size": 4}},
+    "latent_dim": 8, "channel_base": 16, "channel_max": 8, "log_every": 1, "image_every": 2,
+    "checkpoint_every": 1, "eval_palettes": 6,
+}
+
+
+def run_layout(monkeypatch, command: str) -> None:
+    monkeypatch.setattr("sys.argv", ["stages.layout", command])
+    run_stage(layout_main)
+
+
+@pytest.fixture
+def prepared(cityscapes_root, write_params):
+    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, palette={"max_components": 1},
+                 layout=TINY_LAYOUT, device="cpu")
+    run_stage(prepare_main)
+    run_stage(palette_main)
+
+
+def test_levels_chain_from_init_and_the_final_level_is_evaluated(prepared, monkeypatch, capsys):
+    for command in ("init", "4", "8", "evaluate"):
+        run_layout(monkeypatch, command)
+    assert Path("outputs/layout/8/checkpoint.pt").is_file()
+    level_metrics = json.loads(Path("metrics/layout/8.json").read_text())
+    assert set(level_metrics) >= {"ema_tmae", "raw_tmae", "reference_tmae", "ema_mae"}
+    final = json.loads(Path("metrics/layout.json").read_text())
+    assert final["level"] == 8 and final["ema_tmae"] == level_metrics["ema_tmae"]
+    rows = Path("metrics/layout/8.tsv").read_text().splitlines()
+    assert rows[0].startswith("step\tphase\talpha") and len(rows) == 1 + 4  # fade + stabilise, 2 steps each
+    assert "entropy_4" in rows[0] and "spread_8" in rows[0]
+
+    # Re-running with the same params picks up the saved state instead of training again.
+    capsys.readouterr()
+    run_layout(monkeypatch, "8")
+    assert "resuming at step 4" in capsys.readouterr().out
+
+
+def test_a_schedule_that_does_not_end_at_the_final_level_is_refused(prepared, monkeypatch, capsys, write_params, cityscapes_root):
+    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, layout={**TINY_LAYOUT, "final_level": 4})
+    with pytest.raises(SystemExit):
+        run_layout(monkeypatch, "init")
+    assert "layout.schedule has levels ['4', '8']; it must have exactly ['4']" in capsys.readouterr().err
