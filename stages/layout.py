@@ -124,8 +124,11 @@ def init(params: Params) -> None:
 
 
 def fingerprint(config: TrainConfig, previous: Path) -> str:
+    """What a saved state must match to be resumed: the settings, the starting checkpoint and the code."""
     digest = hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True).encode())
     digest.update(previous.read_bytes())
+    for source in sorted(Path(__file__).resolve().parents[1].glob("layout/*.py")):
+        digest.update(source.read_bytes())
     return digest.hexdigest()
 
 
@@ -144,7 +147,7 @@ def train(params: Params, height: int) -> None:
 
     resume_path, stamp = RESUME / f"{height}.pt", fingerprint(config, previous)
     resume = load_checkpoint(resume_path, device) if resume_path.is_file() else None
-    if resume is not None and resume["fingerprint"] == stamp:
+    if resume is not None and resume.get("fingerprint") == stamp:
         model = LayoutModel.from_state_dict(resume["model"], lr, betas, device)
         start_step, history = resume["step"], resume["history"]
         print(f"layout@{height}: resuming at step {start_step}")
@@ -169,6 +172,8 @@ def train(params: Params, height: int) -> None:
         save_checkpoint(folder / "checkpoint.pt", {"model": model.state_dict(), "level": level, "label_space": space.name})
     atomic_write_json(METRICS / f"{height}.json", metrics)
     write_tsv(METRICS / f"{height}.tsv", history)
+    # The level is done: a later run (forced, or after a code change) must train again, not resume.
+    save_checkpoint(resume_path, {"completed": stamp})
     print(f"layout@{height}: argmax tmae {metrics['ema_tmae']:.4f} (EMA), {metrics['raw_tmae']:.4f} (raw), "
           f"{metrics['reference_tmae']:.4f} (real layouts with the same palettes)")
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+import stages.layout
 from stages.common import run_stage
 from stages.layout import main as layout_main
 from stages.palette import main as palette_main
@@ -43,10 +44,30 @@ def test_levels_chain_from_init_and_the_final_level_is_evaluated(prepared, monke
     assert rows[0].startswith("step\tphase\talpha") and len(rows) == 1 + 4  # fade + stabilise, 2 steps each
     assert "entropy_4" in rows[0] and "spread_8" in rows[0]
 
-    # Re-running with the same params picks up the saved state instead of training again.
+    # A completed level trains again when re-run (forced, or after a code change).
     capsys.readouterr()
     run_layout(monkeypatch, "8")
-    assert "resuming at step 4" in capsys.readouterr().out
+    assert "resuming" not in capsys.readouterr().out
+
+
+def test_a_killed_level_resumes_from_its_last_checkpoint(prepared, monkeypatch, capsys):
+    run_layout(monkeypatch, "init")
+    real_save = stages.layout.save_checkpoint
+
+    def killed_after_step_one(path, payload):
+        real_save(path, payload)
+        if payload.get("step") == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(stages.layout, "save_checkpoint", killed_after_step_one)
+    with pytest.raises(KeyboardInterrupt):
+        run_layout(monkeypatch, "4")
+    assert not Path("outputs/layout/4").exists()
+    monkeypatch.setattr(stages.layout, "save_checkpoint", real_save)
+    capsys.readouterr()
+    run_layout(monkeypatch, "4")
+    assert "resuming at step 1" in capsys.readouterr().out
+    assert Path("outputs/layout/4/checkpoint.pt").is_file()
 
 
 def test_a_schedule_that_does_not_end_at_the_final_level_is_refused(prepared, monkeypatch, capsys, write_params, cityscapes_root):
