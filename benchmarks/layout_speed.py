@@ -14,8 +14,6 @@ is the largest of 1, 2, 4, ... (up to the schedule's) whose warm-up and iteratio
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 from layout.networks import level_height, level_of_height
+from machine import cpu_description
 from layout.train import LayoutModel, NetworkConfig, TrainConfig, train_level
 
 CITYSCAPES_CLASSES = 35
@@ -182,14 +181,8 @@ def table(setup: Setup, model: LayoutModel, rows: list[Row], iterations: int) ->
 
 
 def machine(device: torch.device) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     accelerator = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    return (f"{os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__} with {torch.get_num_threads()} threads, "
+    return (f"{cpu_description()}, torch {torch.__version__} with {torch.get_num_threads()} threads, "
             f"device {device} ({accelerator})")
 
 

@@ -5,23 +5,17 @@ and caching included) and prints a Markdown table with the machine it ran on.
 """
 from __future__ import annotations
 
-import os
 import platform
 import subprocess
 import sys
 import time
 
 import yaml
+from machine import cpu_description
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}"
+    return f"{cpu_description()}, Python {platform.python_version()}"
 
 
 def main(stages: list[str]) -> None:
