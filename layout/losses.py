@@ -11,18 +11,41 @@ import torch.nn.functional as F
 from layout.networks import LayoutOutput
 
 REGULARIZERS = ("entropy", "spread", "recover")
+COMPLETION_REGULARIZERS = ("merged_entropy", "novelty")
 LOSS_TERMS = REGULARIZERS + ("inter",)
+COMPLETION_LOSS_TERMS = LOSS_TERMS + COMPLETION_REGULARIZERS
 
 
-def check_loss_terms(terms: list[str]) -> None:
+def check_loss_terms(terms: list[str], known: tuple[str, ...] = LOSS_TERMS) -> None:
     for term in terms:
-        if term not in LOSS_TERMS:
-            raise ValueError(f"unknown loss term {term!r}; known terms: {', '.join(LOSS_TERMS)}")
+        if term not in known:
+            raise ValueError(f"unknown loss term {term!r}; known terms: {', '.join(known)}")
+
+
+def _entropy(distribution: torch.Tensor) -> torch.Tensor:
+    return -(distribution * torch.log(distribution + 1e-5)).sum(dim=1).mean()
 
 
 def entropy(out: LayoutOutput) -> torch.Tensor:
-    """Mean per-pixel entropy of the class distribution: pushes layouts towards one class per pixel."""
-    return -(out.seg * torch.log(out.seg + 1e-5)).sum(dim=1).mean()
+    """Mean per-pixel entropy of the class distribution (the completor's: over classes + keep), which
+    pushes layouts towards one class per pixel."""
+    return _entropy(out.seg if out.raw is None else out.raw)
+
+
+def merged_entropy(out: LayoutOutput) -> torch.Tensor:
+    """The completor's entropy after merging with its input."""
+    return _entropy(out.seg)
+
+
+def novelty(out: LayoutOutput, source: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """Mean overlap, inside the edited region, between the output and the one-hot source layout: in
+    [0, 1], lower when the edit differs from what was there (the authors' 1/MSE was unbounded and
+    counted pixels outside the edit)."""
+    size = out.seg.shape[-2:]
+    source = F.interpolate(source, size=size, mode="nearest-exact")
+    inside = F.interpolate(region[:, None].float(), size=size, mode="nearest-exact")[:, 0]
+    overlap = (out.seg * source).sum(dim=1)
+    return (overlap * inside).sum() / inside.sum().clamp(min=1)
 
 
 def spread(out: LayoutOutput) -> torch.Tensor:
@@ -33,21 +56,27 @@ def spread(out: LayoutOutput) -> torch.Tensor:
 
 def recover(out: LayoutOutput, palette: torch.Tensor) -> torch.Tensor:
     """KL(palette || proportions of the soft layout)."""
-    proportions = out.seg.mean(dim=(2, 3))
+    proportions = (out.seg if out.raw is None else out.raw).mean(dim=(2, 3))
     return F.kl_div(torch.log(proportions + 1e-5), palette, reduction="batchmean")
 
 
-def regularization(outputs: list[LayoutOutput], palette: torch.Tensor, terms: list[str],
-                   weights: dict[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted sum of the active regularizers, and each one's value per scale for logging."""
+def regularization(outputs: list[LayoutOutput], palette: torch.Tensor, terms: list[str], weights: dict[str, float],
+                   source: torch.Tensor | None = None, region: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the active regularizers, and each one's value per scale for logging. The
+    completor's `novelty` needs the `source` layout (one-hot) and the edited `region` (B×H×W)."""
     scales = outputs if "inter" in terms else outputs[-1:]
     total = outputs[-1].seg.new_zeros(())
     logged = {}
-    for name in REGULARIZERS:
+    for name in REGULARIZERS + COMPLETION_REGULARIZERS:
         if name not in terms:
             continue
         for out in scales:
-            value = recover(out, palette) if name == "recover" else globals()[name](out)
+            if name == "recover":
+                value = recover(out, palette)
+            elif name == "novelty":
+                value = novelty(out, source, region)
+            else:
+                value = globals()[name](out)
             total = total + weights[name] * value
             logged[f"{name}_{out.seg.shape[-2]}"] = value.item()
     return total, logged

@@ -90,9 +90,11 @@ class LayoutOutput(NamedTuple):
     seg: torch.Tensor  # per-pixel class distribution, B×C×H×W
     masks: torch.Tensor  # class masks, spatial mean = palette
     logits: torch.Tensor
+    # The completor's distribution over C classes + "keep the input", before merging with the input.
+    raw: torch.Tensor | None = None
 
     def blend(self, other: "LayoutOutput", alpha: float) -> "LayoutOutput":
-        return LayoutOutput(*((1 - alpha) * a + alpha * b for a, b in zip(self, other)))
+        return LayoutOutput(*(None if a is None else (1 - alpha) * a + alpha * b for a, b in zip(self, other)))
 
 
 class LayoutGenerator(nn.Module):
@@ -103,59 +105,149 @@ class LayoutGenerator(nn.Module):
     (x <- x/2 + lrelu(conv(layout)), the authors' `bias` joint).
     """
 
+    palette_extra = 0  # palette entries beyond the C classes
+
     def __init__(self, num_classes: int, *, latent_dim: int, aspect: int, num_levels: int,
                  channel_base: int, channel_max: int, pixel_norm: str = "standard"):
         super().__init__()
         self.num_classes, self.latent_dim, self.aspect, self.num_levels = num_classes, latent_dim, aspect, num_levels
-        widths = [channels_at(i, channel_base, channel_max) for i in range(num_levels)]
+        self.widths = widths = [channels_at(i, channel_base, channel_max) for i in range(num_levels)]
+        palette_size = num_classes + self.palette_extra
         self.norm = PixelNorm(pixel_norm)
-        self.input_fc = EqualizedLinear(latent_dim + num_classes, widths[0] * 4 * 4 * aspect, gain=math.sqrt(2) / 4)
-        self.first_convs = nn.ModuleList([EqualizedConv2d(widths[0], widths[0], 3, padding=1)])
-        self.convs = nn.ModuleList(
-            nn.ModuleList([EqualizedConv2d(widths[i - 1], widths[i], 3, padding=1),
-                           EqualizedConv2d(widths[i], widths[i], 3, padding=1)])
-            for i in range(1, num_levels)
-        )
-        self.heads = nn.ModuleList(EqualizedConv2d(w, num_classes, 1, gain=1.0) for w in widths)
+        self.input_fc = EqualizedLinear(latent_dim + palette_size, widths[0] * 4 * 4 * aspect, gain=math.sqrt(2) / 4)
+        self.blocks = nn.ModuleList(self.make_block(i, widths[max(i - 1, 0)], widths[i]) for i in range(num_levels))
+        self.heads = nn.ModuleList(EqualizedConv2d(w, palette_size, 1, gain=1.0) for w in widths)
         self.joints = nn.ModuleList(EqualizedConv2d(num_classes, w, 3, padding=1, gain=1.0) for w in widths[:-1])
-        self.widths = widths
 
-    def block(self, level: int, x: torch.Tensor, z_and_palette: torch.Tensor | None = None) -> torch.Tensor:
-        if level == 0:
-            x = self.input_fc(self.norm(z_and_palette)).view(len(z_and_palette), self.widths[0], 4, 4 * self.aspect)
-            x = self.norm(lrelu(x))
-            return self.norm(lrelu(self.first_convs[0](x)))
-        x = F.interpolate(x, scale_factor=2, mode="nearest")
-        conv1, conv2 = self.convs[level - 1]
-        return self.norm(lrelu(conv2(self.norm(lrelu(conv1(x))))))
+    def make_block(self, level: int, in_channels: int, out_channels: int) -> nn.Module:
+        # The first block has a single 3×3 conv after the input layer; the others upsample, then two.
+        convs = [] if level == 0 else [EqualizedConv2d(in_channels, out_channels, 3, padding=1)]
+        return nn.ModuleList(convs + [EqualizedConv2d(out_channels, out_channels, 3, padding=1)])
 
-    def head(self, level: int, x: torch.Tensor, palette: torch.Tensor) -> LayoutOutput:
+    def start(self, z_and_palette: torch.Tensor) -> torch.Tensor:
+        x = self.input_fc(self.norm(z_and_palette)).view(len(z_and_palette), self.widths[0], 4, 4 * self.aspect)
+        return self.norm(lrelu(x))
+
+    def block(self, level: int, x: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        if level > 0:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        for conv in self.blocks[level]:
+            x = self.norm(lrelu(conv(x)))
+        return x
+
+    def head(self, level: int, x: torch.Tensor, palette: torch.Tensor, condition: torch.Tensor | None) -> LayoutOutput:
         logits = self.heads[level](x)
         return LayoutOutput(*palette_activation(logits, palette), logits)
 
-    def joint(self, level: int, x: torch.Tensor, palette: torch.Tensor) -> tuple[torch.Tensor, LayoutOutput]:
-        out = self.head(level, x, palette)
+    def joint(self, level, x, palette, condition) -> tuple[torch.Tensor, LayoutOutput]:
+        out = self.head(level, x, palette, condition)
         return 0.5 * x + lrelu(self.joints[level](out.seg)), out
 
-    def forward(self, z: torch.Tensor, palette: torch.Tensor, level: int, alpha: float | None = None) -> list[LayoutOutput]:
+    def forward(self, z: torch.Tensor, palette: torch.Tensor, level: int, alpha: float | None = None,
+                condition: torch.Tensor | None = None) -> list[LayoutOutput]:
         """Layouts at levels 0..level (the last one is the output). With `alpha`, the output fades from
-        the previous level's head (on upsampled features, alpha = 0) to this level's (alpha = 1)."""
+        the previous level's head (on upsampled features, alpha = 0) to this level's (alpha = 1).
+        `condition` is the completor's masked input layout."""
         palette = palette / palette.sum(dim=1, keepdim=True)  # a palette that does not sum to 1 would skew the spread target
         fading = alpha is not None and level > 0
-        outputs, x = [], None
+        outputs, x = [], self.start(torch.cat([z, palette], dim=1))
         for i in range(level + 1):
-            x = self.block(i, x, torch.cat([z, palette], dim=1) if i == 0 else None)
+            x = self.block(i, x, condition)
             if i == level:
-                final = self.head(i, x, palette)
+                final = self.head(i, x, palette, condition)
                 if fading:
                     final = coarse.blend(final, alpha)
                 outputs.append(final)
             else:
                 if fading and i == level - 1:
-                    coarse = self.head(i, F.interpolate(x, scale_factor=2, mode="nearest"), palette)
-                x, out = self.joint(i, x, palette)
+                    coarse = self.head(i, F.interpolate(x, scale_factor=2, mode="nearest"), palette, condition)
+                x, out = self.joint(i, x, palette, condition)
                 outputs.append(out)
         return outputs
+
+
+def resize_to(layout: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(layout, size=like.shape[-2:], mode="nearest-exact")
+
+
+class SPADE(nn.Module):
+    """Parameter-free batch normalisation modulated per pixel by convolutions of a layout."""
+
+    def __init__(self, channels: int, layout_channels: int, hidden: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.shared = nn.Sequential(nn.Conv2d(layout_channels, hidden, 3, padding=1), nn.ReLU())
+        self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
+        self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, layout: torch.Tensor) -> torch.Tensor:
+        h = self.shared(resize_to(layout, x))
+        return self.norm(x) * (1 + self.gamma(h)) + self.beta(h)
+
+
+class SPADEResBlock(nn.Module):
+    """GauGAN's residual block: two spectral-normalised 3×3 convs, each after SPADE and a leaky ReLU,
+    with a learned 1×1 shortcut when the width changes."""
+
+    def __init__(self, in_channels: int, out_channels: int, layout_channels: int, hidden: int):
+        super().__init__()
+        middle = min(in_channels, out_channels)
+        sn = nn.utils.parametrizations.spectral_norm
+        self.norm_0 = SPADE(in_channels, layout_channels, hidden)
+        self.conv_0 = sn(nn.Conv2d(in_channels, middle, 3, padding=1))
+        self.norm_1 = SPADE(middle, layout_channels, hidden)
+        self.conv_1 = sn(nn.Conv2d(middle, out_channels, 3, padding=1))
+        self.shortcut = None
+        if in_channels != out_channels:
+            self.norm_s = SPADE(in_channels, layout_channels, hidden)
+            self.shortcut = sn(nn.Conv2d(in_channels, out_channels, 1, bias=False))
+
+    def forward(self, x: torch.Tensor, layout: torch.Tensor) -> torch.Tensor:
+        skip = x if self.shortcut is None else self.shortcut(self.norm_s(x, layout))
+        dx = self.conv_0(lrelu(self.norm_0(x, layout)))
+        return skip + self.conv_1(lrelu(self.norm_1(dx, layout)))
+
+
+def completion_activation(logits: torch.Tensor, palette: torch.Tensor, condition: torch.Tensor, eps: float = 1e-6):
+    """The completor's activation: the palette-assisted activation over C classes + "keep", then the keep
+    mass takes the input layout: merged = dist[:C] + dist[C] · input. Palette entries under 0.002 are
+    dropped (on a copy; the authors changed the caller's tensor). Returns (merged, masks, distribution)."""
+    batch, channels, height, width = logits.shape
+    palette = torch.where(palette < 0.002, torch.zeros_like(palette), palette)
+    spatial = torch.softmax(logits.reshape(batch, channels, -1), dim=2).reshape_as(logits)
+    masks = spatial * palette[:, :, None, None] * (height * width)
+    present = (palette > 0).to(masks.dtype)[:, :, None, None]
+    distribution = (masks + eps * present) / (masks + eps * present).sum(dim=1, keepdim=True)
+    merged = distribution[:, :-1] + distribution[:, -1:] * resize_to(condition, logits)
+    return merged, masks, distribution
+
+
+class LayoutCompletor(LayoutGenerator):
+    """Regenerates the masked part of a layout: the generator's levels, heads and joints, with SPADE
+    residual blocks conditioned on the masked input layout, and a palette over C classes + "keep the
+    input", whose share of each pixel copies the input there."""
+
+    palette_extra = 1
+
+    def __init__(self, num_classes: int, *, spade_hidden: int, **kwargs):
+        self.spade_hidden = spade_hidden
+        super().__init__(num_classes, **kwargs)
+
+    def make_block(self, level: int, in_channels: int, out_channels: int) -> nn.Module:
+        return SPADEResBlock(in_channels, out_channels, self.num_classes, self.spade_hidden)
+
+    def start(self, z_and_palette: torch.Tensor) -> torch.Tensor:
+        return self.input_fc(self.norm(z_and_palette)).view(len(z_and_palette), self.widths[0], 4, 4 * self.aspect)
+
+    def block(self, level, x, condition):
+        if level > 0:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        return self.blocks[level](x, condition)
+
+    def head(self, level, x, palette, condition) -> LayoutOutput:
+        logits = self.heads[level](x)
+        merged, masks, distribution = completion_activation(logits, palette, condition)
+        return LayoutOutput(merged, masks, logits, distribution)
 
 
 class LayoutDiscriminator(nn.Module):

@@ -19,8 +19,9 @@ from torchvision.utils import make_grid
 from tqdm import tqdm
 
 from layout.layouts import discretize, one_hot, soften
-from layout.losses import check_loss_terms, gradient_penalty, regularization
-from layout.networks import LayoutDiscriminator, LayoutGenerator, level_height
+from layout.losses import COMPLETION_LOSS_TERMS, LOSS_TERMS, check_loss_terms, gradient_penalty, regularization
+from layout.masking import band_masks, class_masks, completion_inputs, region_proportions
+from layout.networks import LayoutCompletor, LayoutDiscriminator, LayoutGenerator, level_height
 from palette.metrics import proportion_errors
 
 
@@ -35,6 +36,61 @@ class NetworkConfig:
     channel_base: int
     channel_max: int
     pixel_norm: str
+    completor: bool = False
+    spade_hidden: int = 0  # the completor's SPADE hidden width
+
+
+@dataclass
+class Batch:
+    palette: torch.Tensor  # what the generator is asked for: B×C, or B×(C+1) for the completor
+    real: torch.Tensor  # soft real layouts, for the critic
+    requested: torch.Tensor  # the proportions the logged error compares with
+    condition: torch.Tensor | None = None  # the completor's masked input
+    source: torch.Tensor | None = None  # the completor's real layouts, one-hot
+    region: torch.Tensor | None = None  # the pixels the completor redoes, B×H×W
+
+
+@dataclass(frozen=True)
+class GenerationTask:
+    """Whole layouts for GMM palettes."""
+
+    loss_terms = LOSS_TERMS
+
+    def make_batch(self, labels: torch.Tensor, real: torch.Tensor, palette: torch.Tensor, rng) -> Batch:
+        return Batch(palette=palette, real=real, requested=palette)
+
+    def obtained(self, layouts: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return layouts.mean(dim=(2, 3))
+
+
+@dataclass(frozen=True)
+class CompletionTask:
+    """A region of each real layout (a vertical band, or the pixels of some classes) redone with a palette:
+    the region's real content (`real`) or what a GMM palette adds to the image (`add`)."""
+
+    mask: str = "band"
+    min_band_fraction: float = 0.5
+    mask_class_ids: tuple[int, ...] = ()
+    palette_mode: str = "real"
+    loss_terms = COMPLETION_LOSS_TERMS
+
+    def regions(self, labels: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        if self.mask == "band":
+            count, height, width = labels.shape
+            region = band_masks(count, height, width, self.min_band_fraction, rng)
+        else:
+            region = class_masks(labels.cpu().numpy(), list(self.mask_class_ids))
+        return torch.from_numpy(region).to(labels.device)
+
+    def make_batch(self, labels: torch.Tensor, real: torch.Tensor, palette: torch.Tensor, rng) -> Batch:
+        region = self.regions(labels, rng)
+        condition, edit_palette = completion_inputs(labels, real, region, self.palette_mode, palette)
+        source = one_hot(labels, real.shape[1])
+        requested = region_proportions(source, region) if self.palette_mode == "real" else palette
+        return Batch(edit_palette, real, requested, condition, source, region)
+
+    def obtained(self, layouts: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return region_proportions(layouts, batch.region) if self.palette_mode == "real" else layouts.mean(dim=(2, 3))
 
 
 @dataclass(frozen=True)
@@ -98,12 +154,17 @@ class LayoutModel:
     def update_ema(self, decay: float) -> None:
         for average, current in zip(self.ema.parameters(), self.generator.parameters()):
             average.lerp_(current, 1 - decay)
+        # Normalisation statistics are not averaged: the moving average uses the generator's own.
+        for average, current in zip(self.ema.buffers(), self.generator.buffers()):
+            average.copy_(current)
 
 
 def build_generator(config: NetworkConfig) -> LayoutGenerator:
-    return LayoutGenerator(config.num_classes, latent_dim=config.latent_dim, aspect=config.aspect,
-                           num_levels=config.num_levels, channel_base=config.channel_base,
-                           channel_max=config.channel_max, pixel_norm=config.pixel_norm)
+    shape = dict(latent_dim=config.latent_dim, aspect=config.aspect, num_levels=config.num_levels,
+                 channel_base=config.channel_base, channel_max=config.channel_max, pixel_norm=config.pixel_norm)
+    if config.completor:
+        return LayoutCompletor(config.num_classes, spade_hidden=config.spade_hidden, **shape)
+    return LayoutGenerator(config.num_classes, **shape)
 
 
 def load_generator(path: str | Path, *, ema: bool = True, device="cpu") -> tuple[LayoutGenerator, int]:
@@ -139,6 +200,7 @@ def train_level(
     sample_palettes: Callable[[int, np.random.Generator], np.ndarray],
     config: TrainConfig,
     *,
+    task: GenerationTask | CompletionTask = GenerationTask(),
     start_step: int = 0,
     history: list[dict] | None = None,
     checkpoint: Callable[[int, list[dict]], None] | None = None,
@@ -147,8 +209,9 @@ def train_level(
     device="cpu",
 ) -> list[dict]:
     """Trains `level` on `real_layouts` (N×h×w label ids at this level's size) for fade + stabilise
-    phases, starting at `start_step`. Returns the logged rows (one dict every `log_every` steps)."""
-    check_loss_terms(list(config.loss_terms))
+    phases, starting at `start_step`; `task` says what the generator is asked (whole layouts, or
+    completions). Returns the logged rows (one dict every `log_every` steps)."""
+    check_loss_terms(list(config.loss_terms), task.loss_terms)
     G, D = model.generator, model.discriminator
     num_classes = model.config.num_classes
     phases = ["stabilise"] if level == 0 else ["fade", "stabilise"]
@@ -169,15 +232,18 @@ def train_level(
         if config.flip:
             mirror = torch.from_numpy(rng.random(config.batch_size) < 0.5)
             chosen = torch.where(mirror[:, None, None], chosen.flip(-1), chosen)
-        real = soften(one_hot(chosen, num_classes).to(device), config.soft_sigma, config.soft_mix)
+        chosen = chosen.long().to(device)
+        real = soften(one_hot(chosen, num_classes), config.soft_sigma, config.soft_mix)
+        batch = task.make_batch(chosen, real, palette, rng)
         z = torch.randn(config.batch_size, model.config.latent_dim, generator=torch_rng).to(device)
 
         # Generator step; the critic's weights need no gradients here.
         D.requires_grad_(False)
-        outputs = G(z, palette, level, alpha)
+        outputs = G(z, batch.palette, level, alpha, condition=batch.condition)
         fake = outputs[-1].seg
         g_adversarial = -D(fake, level, alpha).mean()
-        g_regularization, scales = regularization(outputs, palette, list(config.loss_terms), config.loss_weights)
+        g_regularization, scales = regularization(outputs, batch.palette, list(config.loss_terms), config.loss_weights,
+                                                  batch.source, batch.region)
         model.g_optimizer.zero_grad(set_to_none=True)
         (g_adversarial + g_regularization).backward()
         model.g_optimizer.step()
@@ -186,16 +252,16 @@ def train_level(
         # Critic step, on the fake batch made before the generator's update (as the authors).
         D.requires_grad_(True)
         fake = fake.detach()
-        d_real, d_fake = D(real, level, alpha).mean(), D(fake, level, alpha).mean()
-        penalty = gradient_penalty(lambda x: D(x, level, alpha), real, fake, generator=torch_rng)
+        d_real, d_fake = D(batch.real, level, alpha).mean(), D(fake, level, alpha).mean()
+        penalty = gradient_penalty(lambda x: D(x, level, alpha), batch.real, fake, generator=torch_rng)
         d_loss = d_fake - d_real + config.gp_weight * penalty
         model.d_optimizer.zero_grad(set_to_none=True)
         d_loss.backward()
         model.d_optimizer.step()
 
         if (step + 1) % config.log_every == 0 or step + 1 == total_steps:
-            requested = palette.cpu().numpy()
-            obtained = one_hot(fake.argmax(1), num_classes).mean(dim=(2, 3)).cpu().numpy()
+            requested = batch.requested.cpu().numpy()
+            obtained = task.obtained(one_hot(fake.argmax(1), num_classes), batch).detach().cpu().numpy()
             row = {"step": step + 1, "phase": phase, "alpha": 1.0 if alpha is None else alpha,
                    "g_adversarial": g_adversarial.item(), "g_regularization": g_regularization.item(),
                    "d_loss": d_loss.item(), "wasserstein": (d_real - d_fake).item(), "gradient_penalty": penalty.item(),
@@ -247,4 +313,39 @@ def evaluate_proportions(generators: dict[str, LayoutGenerator], level: int, pal
     reference = one_hot(torch.from_numpy(np.asarray(reference_layouts)), num_classes).mean(dim=(2, 3)).numpy()
     for key, value in proportion_errors(palettes, reference).items():
         metrics[f"reference_{key}"] = value
+    return metrics
+
+
+@torch.no_grad()
+def evaluate_completion(generators: dict[str, LayoutGenerator], level: int, labels: np.ndarray, task: CompletionTask,
+                        *, soft_sigma: float, soft_mix: float, seed: int, batch_size: int = 64, device="cpu") -> dict[str, float]:
+    """Completions of real layouts in random regions (real-content palettes): the share of pixels outside
+    the region whose class is unchanged, and the proportion errors inside it. The reference fills the
+    region with another image's content, i.e. what ignoring the palette would score."""
+    rng, torch_rng = np.random.default_rng([seed, 2**31 - 2]), torch.Generator().manual_seed(seed)
+    labels = torch.from_numpy(np.asarray(labels)).long()
+    num_classes = next(iter(generators.values())).num_classes
+    task = dataclasses.replace(task, palette_mode="real")
+    region = task.regions(labels, rng)
+    source = one_hot(labels, num_classes)
+    requested = region_proportions(source, region)
+    reference = region_proportions(source.roll(1, dims=0), region)
+    metrics = {}
+    for name, generator in generators.items():
+        training = generator.training
+        generator.eval()
+        predictions = []
+        for start in range(0, len(labels), batch_size):
+            part = slice(start, start + batch_size)
+            real = soften(source[part], soft_sigma, soft_mix)
+            condition, palette = completion_inputs(labels[part], real, region[part], "real")
+            z = torch.randn(len(real), generator.latent_dim, generator=torch_rng)
+            seg = generator(z.to(device), palette.to(device), level, condition=condition.to(device))[-1].seg
+            predictions.append(seg.argmax(1).cpu())
+        generator.train(training)
+        predicted = torch.cat(predictions)
+        metrics[f"{name}_outside_unchanged"] = (predicted == labels)[~region].float().mean().item()
+        obtained = region_proportions(one_hot(predicted, num_classes), region)
+        metrics.update({f"{name}_band_{k}": v for k, v in proportion_errors(requested.numpy(), obtained.numpy()).items()})
+    metrics.update({f"reference_band_{k}": v for k, v in proportion_errors(requested.numpy(), reference.numpy()).items()})
     return metrics

@@ -1,11 +1,12 @@
-"""Layout synthesizer stages.
+"""Layout synthesizer stages, for the full generator (`layout`) and the completor (`partial`).
 
-    python -m stages.layout init       `layout_init`: the untrained networks, seeded
-    python -m stages.layout <height>   `layout@<height>`: trains one level from the previous level's output
-    python -m stages.layout evaluate   `layout_eval`: proportion errors of `layout.final_level` -> metrics/layout.json
+    python -m stages.layout KIND init       `KIND_init`: the untrained networks, seeded
+    python -m stages.layout KIND <height>   `KIND@<height>`: trains one level from the previous level's output
+    python -m stages.layout KIND evaluate   `KIND_eval`: scores `KIND.final_level` -> metrics/KIND.json
 
-A level stage killed mid-way resumes from `outputs/layout_resume/<height>.pt` when re-run, provided
-its params and starting checkpoint are unchanged; its outputs appear only when it completes.
+KIND is `layout` or `partial`; each reads its own params section. A level stage killed mid-way resumes
+from `outputs/KIND_resume/<height>.pt` when re-run, provided its params, starting checkpoint and code
+are unchanged; its outputs appear only when it completes.
 """
 from __future__ import annotations
 
@@ -21,73 +22,105 @@ from torch.utils.tensorboard import SummaryWriter
 
 from data.errors import InputError
 from data.io import atomic_output_dir, atomic_write_bytes, atomic_write_json
+from data.labels import LabelSpace
 from data.prepared import open_prepared_split
 from layout.layouts import resize_labels
-from layout.losses import LOSS_TERMS
+from layout.losses import COMPLETION_LOSS_TERMS, LOSS_TERMS
+from layout.masking import MASKS, PALETTE_MODES
 from layout.networks import level_of_height
-from layout.train import (LayoutModel, NetworkConfig, TrainConfig, evaluate_proportions, load_checkpoint,
-                          save_checkpoint, train_level)
+from layout.train import (CompletionTask, GenerationTask, LayoutModel, NetworkConfig, TrainConfig,
+                          evaluate_completion, evaluate_proportions, load_checkpoint, save_checkpoint, train_level)
 from palette.gmm import PaletteGMM
 from stages.common import resolve_device, run_stage
-from stages.params import Params
+from stages.params import LayoutParams, Params
 
-OUT = Path("outputs/layout")
-RESUME = Path("outputs/layout_resume")
+KINDS = ("layout", "partial")
 PREPARED = Path("outputs/prepared")
 GMM = Path("outputs/palette/gmm.npz")
-METRICS = Path("metrics/layout")
 
 
-def check_params(params: Params) -> int:
-    """Validates the layout section against the data; returns the aspect ratio."""
-    data, layout = params.data, params.layout
+def section(params: Params, kind: str) -> LayoutParams:
+    return getattr(params, kind)
+
+
+def check_params(params: Params, kind: str = "layout") -> int:
+    """Validates a layout section against the data; returns the aspect ratio."""
+    data, layout = params.data, section(params, kind)
     if data.width % data.height:
         raise InputError(f"data.width / data.height = {data.width}/{data.height}; the layout synthesizer needs an "
                          f"integer aspect ratio (e.g. 64x128 or 64x64)")
     try:
         level_of_height(layout.final_level)
     except ValueError:
-        raise InputError(f"layout.final_level = {layout.final_level}; use a power of two from 4 (4, 8, 16, ...)") from None
+        raise InputError(f"{kind}.final_level = {layout.final_level}; use a power of two from 4 (4, 8, 16, ...)") from None
     if layout.final_level > data.height:
-        raise InputError(f"layout.final_level = {layout.final_level} exceeds data.height = {data.height}; "
+        raise InputError(f"{kind}.final_level = {layout.final_level} exceeds data.height = {data.height}; "
                          f"lower it or prepare the data at a higher resolution")
     expected = [str(4 * 2**k) for k in range(level_of_height(layout.final_level) + 1)]
     if sorted(layout.schedule, key=lambda h: (len(h), h)) != expected:
-        raise InputError(f"layout.schedule has levels {list(layout.schedule)}; it must have exactly "
-                         f"{expected} to end at layout.final_level = {layout.final_level}")
+        raise InputError(f"{kind}.schedule has levels {list(layout.schedule)}; it must have exactly "
+                         f"{expected} to end at {kind}.final_level = {layout.final_level}")
     for height, level in layout.schedule.items():
         previous = "init" if height == "4" else str(int(height) // 2)
         if level.previous != previous:
-            raise InputError(f"layout.schedule.{height}.previous = {level.previous!r}; it must be {previous!r}")
+            raise InputError(f"{kind}.schedule.{height}.previous = {level.previous!r}; it must be {previous!r}")
         if level.steps < 1 or level.batch_size < 1:
-            raise InputError(f"layout.schedule.{height}: steps and batch_size must be at least 1")
-    unknown = [t for t in layout.loss_terms if t not in LOSS_TERMS]
+            raise InputError(f"{kind}.schedule.{height}: steps and batch_size must be at least 1")
+    known = COMPLETION_LOSS_TERMS if kind == "partial" else LOSS_TERMS
+    unknown = [t for t in layout.loss_terms if t not in known]
     if unknown:
-        raise InputError(f"layout.loss_terms: unknown term {unknown[0]!r}; known terms: {', '.join(LOSS_TERMS)}")
+        raise InputError(f"{kind}.loss_terms: unknown term {unknown[0]!r}; known terms: {', '.join(known)}")
     if not 0 <= layout.ema_decay < 1:
-        raise InputError(f"layout.ema_decay = {layout.ema_decay}; use a value in [0, 1), e.g. 0.995")
-    for key in ("log_every", "image_every", "checkpoint_every", "eval_palettes", "latent_dim", "channel_base", "channel_max"):
+        raise InputError(f"{kind}.ema_decay = {layout.ema_decay}; use a value in [0, 1), e.g. 0.995")
+    for key in ("log_every", "image_every", "checkpoint_every", "eval_samples", "latent_dim", "channel_base", "channel_max"):
         if getattr(layout, key) < 1:
-            raise InputError(f"layout.{key} = {getattr(layout, key)}; it must be at least 1")
+            raise InputError(f"{kind}.{key} = {getattr(layout, key)}; it must be at least 1")
+    if kind == "partial":
+        if not 0 < layout.min_band_fraction <= 1:
+            raise InputError(f"partial.min_band_fraction = {layout.min_band_fraction}; use a fraction in (0, 1]")
+        if layout.mask not in MASKS or layout.palette_mode not in PALETTE_MODES:
+            raise InputError(f"partial.mask must be one of {MASKS} and partial.palette_mode one of {PALETTE_MODES}")
+        if layout.mask == "classes" and not layout.mask_classes:
+            raise InputError("partial.mask = classes needs partial.mask_classes (class names)")
+        if layout.spade_hidden < 1:
+            raise InputError(f"partial.spade_hidden = {layout.spade_hidden}; it must be at least 1")
     return data.width // data.height
 
 
-def network_config(params: Params, num_classes: int, aspect: int) -> NetworkConfig:
-    layout = params.layout
+def network_config(params: Params, kind: str, num_classes: int, aspect: int) -> NetworkConfig:
+    layout = section(params, kind)
     return NetworkConfig(num_classes=num_classes, latent_dim=layout.latent_dim, aspect=aspect,
                          num_levels=level_of_height(layout.final_level) + 1, channel_base=layout.channel_base,
-                         channel_max=layout.channel_max, pixel_norm=layout.pixel_norm)
+                         channel_max=layout.channel_max, pixel_norm=layout.pixel_norm, completor=kind == "partial",
+                         spade_hidden=layout.spade_hidden if kind == "partial" else 0)
 
 
-def train_config(params: Params, height: int) -> TrainConfig:
-    layout, level = params.layout, params.layout.schedule[str(height)]
+def train_config(params: Params, kind: str, height: int) -> TrainConfig:
+    layout = section(params, kind)
+    level = layout.schedule[str(height)]
+    weights = {"entropy": layout.entropy_weight, "spread": layout.spread_weight, "recover": layout.recover_weight}
+    if kind == "partial":
+        weights.update(merged_entropy=layout.merged_entropy_weight, novelty=layout.novelty_weight)
     return TrainConfig(
         steps=level.steps, batch_size=level.batch_size, lr=layout.lr, beta1=layout.beta1, beta2=layout.beta2,
         gp_weight=layout.gp_weight, ema_decay=layout.ema_decay, loss_terms=tuple(layout.loss_terms),
-        loss_weights={"entropy": layout.entropy_weight, "spread": layout.spread_weight, "recover": layout.recover_weight},
-        soft_sigma=layout.soft_sigma, soft_mix=layout.soft_mix, flip=layout.flip, seed=params.seed,
-        log_every=layout.log_every, image_every=layout.image_every, checkpoint_every=layout.checkpoint_every,
+        loss_weights=weights, soft_sigma=layout.soft_sigma, soft_mix=layout.soft_mix, flip=layout.flip,
+        seed=params.seed, log_every=layout.log_every, image_every=layout.image_every,
+        checkpoint_every=layout.checkpoint_every,
     )
+
+
+def make_task(params: Params, kind: str, space: LabelSpace) -> GenerationTask | CompletionTask:
+    if kind == "layout":
+        return GenerationTask()
+    partial = params.partial
+    for name in partial.mask_classes:
+        if name not in space.class_names:
+            raise InputError(f"partial.mask_classes: unknown class {name!r} for {space.name}; "
+                             f"valid names: {', '.join(space.class_names)}")
+    return CompletionTask(mask=partial.mask, min_band_fraction=partial.min_band_fraction,
+                          mask_class_ids=tuple(space.class_id(n) for n in partial.mask_classes),
+                          palette_mode=partial.palette_mode)
 
 
 def layouts_at(split: str, height: int, aspect: int) -> np.ndarray:
@@ -95,87 +128,98 @@ def layouts_at(split: str, height: int, aspect: int) -> np.ndarray:
     return resize_labels(layouts, height, height * aspect).numpy()
 
 
-def eval_palettes(params: Params, gmm: PaletteGMM) -> np.ndarray:
-    """The fixed palettes every level is evaluated on."""
-    return gmm.sample(params.layout.eval_palettes, np.random.default_rng([params.seed, 2**31 - 1]))[0]
-
-
-def evaluate(params: Params, model: LayoutModel, height: int, aspect: int, device) -> dict:
-    gmm = PaletteGMM.load(GMM)
-    palettes = eval_palettes(params, gmm)
+def evaluate(params: Params, kind: str, model: LayoutModel, height: int, aspect: int, task, device) -> dict:
+    layout, level = section(params, kind), level_of_height(height)
+    generators = {"ema": model.ema, "raw": model.generator}
     val = layouts_at("val", height, aspect)
-    reference = val[np.arange(len(palettes)) % len(val)]
-    metrics = evaluate_proportions({"ema": model.ema, "raw": model.generator}, level_of_height(height), palettes,
-                                   reference, params.seed, device=device)
+    if kind == "partial":
+        labels = val[np.arange(layout.eval_samples) % len(val)]
+        metrics = evaluate_completion(generators, level, labels, task, soft_sigma=layout.soft_sigma,
+                                      soft_mix=layout.soft_mix, seed=params.seed, device=device)
+    else:
+        # The same GMM palettes at every level; real val layouts paired with them are the reference.
+        palettes = PaletteGMM.load(GMM).sample(layout.eval_samples, np.random.default_rng([params.seed, 2**31 - 1]))[0]
+        reference = val[np.arange(len(palettes)) % len(val)]
+        metrics = evaluate_proportions(generators, level, palettes, reference, params.seed, device=device)
     return {"level": height, **metrics}
 
 
-def init(params: Params) -> None:
-    aspect = check_params(params)
+def summary(kind: str, metrics: dict) -> str:
+    if kind == "partial":
+        return (f"band tmae {metrics['ema_band_tmae']:.4f} (EMA) vs {metrics['reference_band_tmae']:.4f} for another "
+                f"image's band; {100 * metrics['ema_outside_unchanged']:.1f}% of pixels outside the band unchanged")
+    return (f"argmax tmae {metrics['ema_tmae']:.4f} (EMA), {metrics['raw_tmae']:.4f} (raw), "
+            f"{metrics['reference_tmae']:.4f} (real layouts with the same palettes)")
+
+
+def init(params: Params, kind: str) -> None:
+    aspect = check_params(params, kind)
+    layout = section(params, kind)
     space = open_prepared_split(PREPARED / "train").label_space
     torch.manual_seed(params.seed)
-    model = LayoutModel.create(network_config(params, space.num_classes, aspect), params.layout.lr,
-                               (params.layout.beta1, params.layout.beta2))
-    with atomic_output_dir(OUT / "init") as folder:
+    model = LayoutModel.create(network_config(params, kind, space.num_classes, aspect), layout.lr,
+                               (layout.beta1, layout.beta2))
+    with atomic_output_dir(Path(f"outputs/{kind}/init")) as folder:
         save_checkpoint(folder / "checkpoint.pt", {"model": model.state_dict(), "level": -1, "label_space": space.name})
     sizes = [sum(p.numel() for p in net.parameters()) for net in (model.generator, model.discriminator)]
-    print(f"layout_init: generator {sizes[0]:,} and discriminator {sizes[1]:,} parameters, "
-          f"{model.config.num_levels} levels up to {params.layout.final_level}px")
+    print(f"{kind}_init: generator {sizes[0]:,} and discriminator {sizes[1]:,} parameters, "
+          f"{model.config.num_levels} levels up to {layout.final_level}px")
 
 
-def fingerprint(config: TrainConfig, previous: Path) -> str:
+def fingerprint(config: TrainConfig, task, previous: Path) -> str:
     """What a saved state must match to be resumed: the settings, the starting checkpoint and the code."""
-    digest = hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True).encode())
+    settings = {"train": dataclasses.asdict(config), "task": repr(task)}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     digest.update(previous.read_bytes())
     for source in sorted(Path(__file__).resolve().parents[1].glob("layout/*.py")):
         digest.update(source.read_bytes())
     return digest.hexdigest()
 
 
-def train(params: Params, height: int) -> None:
-    aspect = check_params(params)
-    if str(height) not in params.layout.schedule:
-        raise InputError(f"level {height} is not in layout.schedule ({', '.join(params.layout.schedule)})")
+def train(params: Params, kind: str, height: int) -> None:
+    aspect = check_params(params, kind)
+    layout = section(params, kind)
+    if str(height) not in layout.schedule:
+        raise InputError(f"level {height} is not in {kind}.schedule ({', '.join(layout.schedule)})")
     device = resolve_device(params.device)
-    level, config = level_of_height(height), train_config(params, height)
-    lr, betas = params.layout.lr, (params.layout.beta1, params.layout.beta2)
-    previous = OUT / params.layout.schedule[str(height)].previous / "checkpoint.pt"
+    level, config = level_of_height(height), train_config(params, kind, height)
+    betas = (layout.beta1, layout.beta2)
+    previous = Path(f"outputs/{kind}") / layout.schedule[str(height)].previous / "checkpoint.pt"
     if not previous.is_file():
-        raise InputError(f"{previous} not found; run `dvc repro layout@{height}`, which trains the levels below first")
-    start = load_checkpoint(previous, device)
+        raise InputError(f"{previous} not found; run `dvc repro {kind}@{height}`, which trains the levels below first")
     space = open_prepared_split(PREPARED / "train").label_space
+    task = make_task(params, kind, space)
 
-    resume_path, stamp = RESUME / f"{height}.pt", fingerprint(config, previous)
+    resume_path, stamp = Path(f"outputs/{kind}_resume/{height}.pt"), fingerprint(config, task, previous)
     resume = load_checkpoint(resume_path, device) if resume_path.is_file() else None
     if resume is not None and resume.get("fingerprint") == stamp:
-        model = LayoutModel.from_state_dict(resume["model"], lr, betas, device)
+        model = LayoutModel.from_state_dict(resume["model"], layout.lr, betas, device)
         start_step, history = resume["step"], resume["history"]
-        print(f"layout@{height}: resuming at step {start_step}")
+        print(f"{kind}@{height}: resuming at step {start_step}")
     else:
-        model = LayoutModel.from_state_dict(start["model"], lr, betas, device)
+        model = LayoutModel.from_state_dict(load_checkpoint(previous, device)["model"], layout.lr, betas, device)
         start_step, history = 0, []
 
     def checkpoint(step: int, rows: list[dict]) -> None:
         save_checkpoint(resume_path, {"model": model.state_dict(), "step": step, "history": rows, "fingerprint": stamp})
 
     gmm = PaletteGMM.load(GMM)
-    writer = SummaryWriter(f"logs/layout/{height}", purge_step=start_step or None)
+    writer = SummaryWriter(f"logs/{kind}/{height}", purge_step=start_step or None)
     history = train_level(
-        model, level, layouts_at("train", height, aspect), lambda n, rng: gmm.sample(n, rng)[0], config,
+        model, level, layouts_at("train", height, aspect), lambda n, rng: gmm.sample(n, rng)[0], config, task=task,
         start_step=start_step, history=history, checkpoint=checkpoint, writer=writer,
         colors=np.asarray(space.colors, dtype=np.uint8), device=device,
     )
     writer.close()
 
-    metrics = evaluate(params, model, height, aspect, device)
-    with atomic_output_dir(OUT / str(height)) as folder:
+    metrics = evaluate(params, kind, model, height, aspect, task, device)
+    with atomic_output_dir(Path(f"outputs/{kind}/{height}")) as folder:
         save_checkpoint(folder / "checkpoint.pt", {"model": model.state_dict(), "level": level, "label_space": space.name})
-    atomic_write_json(METRICS / f"{height}.json", metrics)
-    write_tsv(METRICS / f"{height}.tsv", history)
+    atomic_write_json(Path(f"metrics/{kind}/{height}.json"), metrics)
+    write_tsv(Path(f"metrics/{kind}/{height}.tsv"), history)
     # The level is done: a later run (forced, or after a code change) must train again, not resume.
     save_checkpoint(resume_path, {"completed": stamp})
-    print(f"layout@{height}: argmax tmae {metrics['ema_tmae']:.4f} (EMA), {metrics['raw_tmae']:.4f} (raw), "
-          f"{metrics['reference_tmae']:.4f} (real layouts with the same palettes)")
+    print(f"{kind}@{height}: {summary(kind, metrics)}")
 
 
 def write_tsv(path: Path, rows: list[dict]) -> None:
@@ -189,29 +233,35 @@ def _cell(value) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def evaluate_final(params: Params) -> None:
-    aspect = check_params(params)
-    height = params.layout.final_level
+def evaluate_final(params: Params, kind: str) -> None:
+    aspect = check_params(params, kind)
+    layout = section(params, kind)
+    height = layout.final_level
     device = resolve_device(params.device)
-    state = load_checkpoint(OUT / str(height) / "checkpoint.pt", device)
-    model = LayoutModel.from_state_dict(state["model"], params.layout.lr, (params.layout.beta1, params.layout.beta2), device)
-    metrics = evaluate(params, model, height, aspect, device)
-    metrics["ema_tmae_over_reference"] = metrics["ema_tmae"] / metrics["reference_tmae"]
-    atomic_write_json(Path("metrics/layout.json"), metrics)
-    print(f"layout_eval at {height}px: tmae {metrics['ema_tmae']:.4f} vs {metrics['reference_tmae']:.4f} for real "
-          f"layouts with the same palettes ({metrics['ema_tmae_over_reference']:.2f}x)")
+    state = load_checkpoint(Path(f"outputs/{kind}/{height}/checkpoint.pt"), device)
+    model = LayoutModel.from_state_dict(state["model"], layout.lr, (layout.beta1, layout.beta2), device)
+    task = make_task(params, kind, open_prepared_split(PREPARED / "train").label_space)
+    metrics = evaluate(params, kind, model, height, aspect, task, device)
+    error = "ema_band_tmae" if kind == "partial" else "ema_tmae"
+    reference = metrics[error.replace("ema_", "reference_")]
+    if reference > 0:  # undefined when every val layout is the same
+        metrics[f"{error}_over_reference"] = metrics[error] / reference
+    atomic_write_json(Path(f"metrics/{kind}.json"), metrics)
+    print(f"{kind}_eval at {height}px: {summary(kind, metrics)}")
 
 
 def main(params: Params) -> None:
-    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    kind, command = (sys.argv[1:3] + ["", ""])[:2]
+    if kind not in KINDS:
+        raise InputError(f"usage: python -m stages.layout layout|partial init|<level height>|evaluate (got {kind!r})")
     if command == "init":
-        init(params)
+        init(params, kind)
     elif command == "evaluate":
-        evaluate_final(params)
+        evaluate_final(params, kind)
     elif command.isdigit():
-        train(params, int(command))
+        train(params, kind, int(command))
     else:
-        raise InputError(f"usage: python -m stages.layout init | <level height> | evaluate (got {command!r})")
+        raise InputError(f"usage: python -m stages.layout {kind} init|<level height>|evaluate (got {command!r})")
 
 
 if __name__ == "__main__":

@@ -83,7 +83,20 @@ class LayoutParams:
     log_every: int
     image_every: int
     checkpoint_every: int
-    eval_palettes: int
+    eval_samples: int  # GMM palettes (layout) or val layouts (partial) the errors are measured on
+
+
+@dataclass(frozen=True)
+class PartialParams(LayoutParams):
+    """The completor: the layout synthesizer's settings plus what is masked and how it is asked for."""
+
+    mask: Literal["band", "classes"]  # a vertical band, or the pixels of `mask_classes`
+    min_band_fraction: float  # narrowest band, as a fraction of the width
+    mask_classes: list[str]
+    palette_mode: Literal["real", "add"]  # the region's real content, or what a GMM palette adds (face editing)
+    merged_entropy_weight: float
+    novelty_weight: float
+    spade_hidden: int
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,7 @@ class Params:
     prepare: PrepareParams
     palette: PaletteParams
     layout: LayoutParams
+    partial: PartialParams
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

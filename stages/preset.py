@@ -58,7 +58,9 @@ def main(arguments: list[str]) -> None:
     candidate = PARAMS.with_name(".params.preset.yaml")
     candidate.write_text(buffer.getvalue())
     try:
-        check_params(load_params(candidate))
+        loaded = load_params(candidate)
+        for kind in ("layout", "partial"):
+            check_params(loaded, kind)
     finally:
         candidate.unlink()
     atomic_write_bytes(PARAMS, buffer.getvalue().encode())

@@ -15,19 +15,19 @@ TINY_LAYOUT = {
     "schedule": {"4": {"previous": "init", "steps": 2, "batch_size": 4},
                  "8": {"previous": "4", "steps": 2, "batch_size": 4}},
     "latent_dim": 8, "channel_base": 16, "channel_max": 8, "log_every": 1, "image_every": 2,
-    "checkpoint_every": 1, "eval_palettes": 6,
+    "checkpoint_every": 1, "eval_samples": 6,
 }
 
 
-def run_layout(monkeypatch, command: str) -> None:
-    monkeypatch.setattr("sys.argv", ["stages.layout", command])
+def run_layout(monkeypatch, command: str, kind: str = "layout") -> None:
+    monkeypatch.setattr("sys.argv", ["stages.layout", kind, command])
     run_stage(layout_main)
 
 
 @pytest.fixture
 def prepared(cityscapes_root, write_params):
     write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, palette={"max_components": 1},
-                 layout=TINY_LAYOUT, device="cpu")
+                 layout=TINY_LAYOUT, partial={**TINY_LAYOUT, "spade_hidden": 4}, device="cpu")
     run_stage(prepare_main)
     run_stage(palette_main)
 
@@ -71,7 +71,18 @@ def test_a_killed_level_resumes_from_its_last_checkpoint(prepared, monkeypatch, 
 
 
 def test_a_schedule_that_does_not_end_at_the_final_level_is_refused(prepared, monkeypatch, capsys, write_params, cityscapes_root):
-    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, layout={**TINY_LAYOUT, "final_level": 4})
+    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, layout={**TINY_LAYOUT, "final_level": 4},
+                 partial={**TINY_LAYOUT, "spade_hidden": 4})
     with pytest.raises(SystemExit):
         run_layout(monkeypatch, "init")
     assert "layout.schedule has levels ['4', '8']; it must have exactly ['4']" in capsys.readouterr().err
+
+
+def test_the_completor_levels_chain_and_report_band_errors(prepared, monkeypatch):
+    for command in ("init", "4", "8", "evaluate"):
+        run_layout(monkeypatch, command, kind="partial")
+    metrics = json.loads(Path("metrics/partial.json").read_text())
+    assert metrics["level"] == 8
+    assert 0 <= metrics["ema_outside_unchanged"] <= 1
+    assert {"ema_band_tmae", "raw_band_tmae", "reference_band_tmae"} <= set(metrics)
+    assert Path("outputs/partial/8/checkpoint.pt").is_file() and Path("metrics/partial/8.tsv").is_file()

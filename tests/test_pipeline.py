@@ -16,9 +16,12 @@ TINY = {
     "toy": {"city_train": 200, "city_val": 20, "city_height": 64, "city_width": 128, "faces_count": 6, "faces_size": 32},
     "data": {"height": 16, "width": 32},
     "palette": {"max_components": 4, "n_init": 2},
-    "layout": {"final_level": 8, "latent_dim": 8, "channel_base": 16, "channel_max": 8, "eval_palettes": 8,
+    "layout": {"final_level": 8, "latent_dim": 8, "channel_base": 16, "channel_max": 8, "eval_samples": 8,
                "schedule": {"4": {"previous": "init", "steps": 2, "batch_size": 4},
                             "8": {"previous": "4", "steps": 2, "batch_size": 4}}},
+    "partial": {"final_level": 8, "latent_dim": 8, "channel_base": 16, "channel_max": 8, "eval_samples": 8,
+                "spade_hidden": 4, "schedule": {"4": {"previous": "init", "steps": 2, "batch_size": 4},
+                                                "8": {"previous": "4", "steps": 2, "batch_size": 4}}},
 }
 ENV = dict(os.environ, DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
            GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
@@ -56,7 +59,8 @@ def test_repro_then_nothing_to_do_then_a_palette_sweep_reruns_from_the_palette_o
     sh(repo, "git", "commit", "-q", "-m", "tiny")
 
     out = dvc(repo, "repro")
-    for stage in ("toy", "prepare", "palette", "layout_init", "layout@4", "layout@8", "layout_eval"):
+    for stage in ("toy", "prepare", "palette", "layout_init", "layout@4", "layout@8", "layout_eval",
+                  "partial_init", "partial@4", "partial@8", "partial_eval"):
         assert f"Running stage '{stage}'" in out
     metrics = json.loads((repo / "metrics/palette.json").read_text())
     assert metrics["components"] >= 2  # the toy scene types make palettes multi-modal
