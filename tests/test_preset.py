@@ -28,6 +28,7 @@ def test_the_cityscapes_preset_gives_the_authors_configuration(repo_copy):
     assert (params.data.root, params.data.height, params.data.width) == ("/data/cityscapes", 128, 256)
     assert list(params.layout.schedule) == ["4", "8", "16", "32", "64", "128"]
     assert params.layout.schedule["128"].batch_size == 8 and params.layout.channel_max == 512
+    assert params.partial.schedule["128"].batch_size == 6 and params.partial.spade_hidden == 128
     assert params.toy.city_train == 400  # keys the preset does not name are kept
     assert "# working resolution" in (repo_copy / "params.yaml").read_text()  # comments survive
 
