@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import torch
 from PIL import Image
 
 from data.errors import InputError
@@ -80,3 +81,17 @@ def read_image_file(path: Path) -> Image.Image:
             f"{path}: cannot decode the image ({error}); the file is corrupt or truncated, "
             f"re-extract it from the dataset archive"
         ) from None
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
+    """torch.save to a temporary file, then rename: a killed run never leaves half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike, device="cpu") -> dict:
+    """A checkpoint of plain tensors and values (no pickled objects)."""
+    return torch.load(path, map_location=device, weights_only=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,6 +17,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid
 from tqdm import tqdm
 
+from data.io import load_checkpoint
 from layout.layouts import discretize, one_hot, soften
 from layout.losses import COMPLETION_LOSS_TERMS, LOSS_TERMS, check_loss_terms, gradient_penalty, regularization
 from layout.masking import band_masks, class_masks, completion_inputs, region_proportions
@@ -174,18 +174,6 @@ def load_generator(path: str | Path, *, ema: bool = True, device="cpu") -> tuple
     generator = build_generator(NetworkConfig(**state["model"]["config"])).to(device)
     generator.load_state_dict(state["model"]["ema" if ema else "generator"])
     return generator.eval().requires_grad_(False), state["level"]
-
-
-def save_checkpoint(path: Path, payload: dict) -> None:
-    """torch.save to a temporary file, then rename: a killed run never leaves half a checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path, device="cpu") -> dict:
-    return torch.load(path, map_location=device, weights_only=True)
 
 
 def step_generators(seed: int, level: int, step: int) -> tuple[np.random.Generator, torch.Generator]:

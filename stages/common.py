@@ -1,12 +1,16 @@
 """What every stage does around its work: load params, turn bad input into one error line."""
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
+from pathlib import Path
 from typing import Callable
 
 import torch
 
 from data.errors import InputError
+from data.io import atomic_write_bytes, load_checkpoint, save_checkpoint
 from stages.params import Params, load_params
 
 
@@ -29,3 +33,37 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device = {name!r} but CUDA is not available here; use auto or cpu")
     return device
+
+
+class ResumeFile:
+    """The resume state of a training stage: a `persist` output that a killed run continues from.
+
+    A state is resumed only if its fingerprint (the run's settings, starting files and code) matches;
+    a completed run leaves a marker instead, so that a forced or changed rerun trains again.
+    """
+
+    def __init__(self, path: Path, settings: dict, inputs: list[Path], code: list[Path]):
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+        for file in list(inputs) + sorted(code):
+            digest.update(file.read_bytes())
+        self.path, self.fingerprint = Path(path), digest.hexdigest()
+
+    def load(self, device) -> dict | None:
+        if not self.path.is_file():
+            return None
+        state = load_checkpoint(self.path, device)
+        return state if state.get("fingerprint") == self.fingerprint else None
+
+    def save(self, state: dict) -> None:
+        save_checkpoint(self.path, {**state, "fingerprint": self.fingerprint})
+
+    def complete(self) -> None:
+        save_checkpoint(self.path, {"completed": self.fingerprint})
+
+
+def write_tsv(path: Path, rows: list[dict]) -> None:
+    """Rows of a training log as a TSV file (a DVC plot); columns in order of first appearance."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    cell = lambda value: f"{value:.6g}" if isinstance(value, float) else str(value)  # noqa: E731
+    lines = ["\t".join(columns)] + ["\t".join(cell(row.get(c, "")) for c in columns) for row in rows]
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())

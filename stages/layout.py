@@ -11,8 +11,6 @@ are unchanged; its outputs appear only when it completes.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import sys
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from data.errors import InputError
-from data.io import atomic_output_dir, atomic_write_bytes, atomic_write_json
+from data.io import atomic_output_dir, atomic_write_json, load_checkpoint, save_checkpoint
 from data.labels import LabelSpace
 from data.prepared import open_prepared_split
 from layout.layouts import resize_labels
@@ -29,9 +27,9 @@ from layout.losses import COMPLETION_LOSS_TERMS, LOSS_TERMS
 from layout.masking import MASKS, PALETTE_MODES
 from layout.networks import level_of_height
 from layout.train import (CompletionTask, GenerationTask, LayoutModel, NetworkConfig, TrainConfig,
-                          evaluate_completion, evaluate_proportions, load_checkpoint, save_checkpoint, train_level)
+                          evaluate_completion, evaluate_proportions, train_level)
 from palette.gmm import PaletteGMM
-from stages.common import resolve_device, run_stage
+from stages.common import ResumeFile, resolve_device, run_stage, write_tsv
 from stages.params import LayoutParams, Params
 
 KINDS = ("layout", "partial")
@@ -166,16 +164,6 @@ def init(params: Params, kind: str) -> None:
           f"{model.config.num_levels} levels up to {layout.final_level}px")
 
 
-def fingerprint(config: TrainConfig, task, previous: Path) -> str:
-    """What a saved state must match to be resumed: the settings, the starting checkpoint and the code."""
-    settings = {"train": dataclasses.asdict(config), "task": repr(task)}
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    digest.update(previous.read_bytes())
-    for source in sorted(Path(__file__).resolve().parents[1].glob("layout/*.py")):
-        digest.update(source.read_bytes())
-    return digest.hexdigest()
-
-
 def train(params: Params, kind: str, height: int) -> None:
     aspect = check_params(params, kind)
     layout = section(params, kind)
@@ -190,9 +178,11 @@ def train(params: Params, kind: str, height: int) -> None:
     space = open_prepared_split(PREPARED / "train").label_space
     task = make_task(params, kind, space)
 
-    resume_path, stamp = Path(f"outputs/{kind}_resume/{height}.pt"), fingerprint(config, task, previous)
-    resume = load_checkpoint(resume_path, device) if resume_path.is_file() else None
-    if resume is not None and resume.get("fingerprint") == stamp:
+    resume_file = ResumeFile(Path(f"outputs/{kind}_resume/{height}.pt"),
+                             {"train": dataclasses.asdict(config), "task": repr(task)}, [previous],
+                             list(Path(__file__).resolve().parents[1].glob("layout/*.py")))
+    resume = resume_file.load(device)
+    if resume is not None:
         model = LayoutModel.from_state_dict(resume["model"], layout.lr, betas, device)
         start_step, history = resume["step"], resume["history"]
         print(f"{kind}@{height}: resuming at step {start_step}")
@@ -201,7 +191,7 @@ def train(params: Params, kind: str, height: int) -> None:
         start_step, history = 0, []
 
     def checkpoint(step: int, rows: list[dict]) -> None:
-        save_checkpoint(resume_path, {"model": model.state_dict(), "step": step, "history": rows, "fingerprint": stamp})
+        resume_file.save({"model": model.state_dict(), "step": step, "history": rows})
 
     gmm = PaletteGMM.load(GMM)
     writer = SummaryWriter(f"logs/{kind}/{height}", purge_step=start_step or None)
@@ -217,20 +207,8 @@ def train(params: Params, kind: str, height: int) -> None:
         save_checkpoint(folder / "checkpoint.pt", {"model": model.state_dict(), "level": level, "label_space": space.name})
     atomic_write_json(Path(f"metrics/{kind}/{height}.json"), metrics)
     write_tsv(Path(f"metrics/{kind}/{height}.tsv"), history)
-    # The level is done: a later run (forced, or after a code change) must train again, not resume.
-    save_checkpoint(resume_path, {"completed": stamp})
+    resume_file.complete()
     print(f"{kind}@{height}: {summary(kind, metrics)}")
-
-
-def write_tsv(path: Path, rows: list[dict]) -> None:
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    lines = ["\t".join(columns)]
-    lines += ["\t".join(_cell(row.get(c, "")) for c in columns) for row in rows]
-    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
-
-
-def _cell(value) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def evaluate_final(params: Params, kind: str) -> None:

@@ -100,6 +100,30 @@ class PartialParams(LayoutParams):
 
 
 @dataclass(frozen=True)
+class ImageParams:
+    base_channels: int  # generator width at the last stage; 16× that at the latent grid (the authors: 64)
+    num_upsamplings: int  # the latent grid is the working resolution / 2^this (the authors: 6 at 128×256)
+    spade_hidden: int  # the authors: 128
+    critic_channels: int
+    critic_scales: int
+    steps: int
+    batch_size: int
+    g_lr: float
+    d_lr: float
+    beta1: float
+    beta2: float
+    decay_start: int  # step from which both learning rates fall linearly to 0 at `steps`
+    feature_matching_weight: float
+    perceptual_weight: float
+    vgg_weights: str  # local torchvision VGG19 state dict; empty: no perceptual loss
+    flip: bool
+    log_every: int
+    image_every: int
+    checkpoint_every: int
+    eval_samples: int
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int
     device: str
@@ -109,6 +133,7 @@ class Params:
     palette: PaletteParams
     layout: LayoutParams
     partial: PartialParams
+    image: ImageParams
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

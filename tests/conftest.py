@@ -75,3 +75,23 @@ def write_params(tmp_path, monkeypatch):
         return path
 
     return write
+
+
+@pytest.fixture
+def kill_after_checkpoint(monkeypatch):
+    """`arm(step)` makes a stage stop (KeyboardInterrupt) right after saving its resume state at `step`,
+    as if killed; it returns a function that disarms it."""
+    import stages.common
+
+    real_save = stages.common.save_checkpoint
+
+    def arm(step: int):
+        def save_then_die(path, payload):
+            real_save(path, payload)
+            if payload.get("step") == step:
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(stages.common, "save_checkpoint", save_then_die)
+        return lambda: monkeypatch.setattr(stages.common, "save_checkpoint", real_save)
+
+    return arm

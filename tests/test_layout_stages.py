@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 
-import stages.layout
 from stages.common import run_stage
 from stages.layout import main as layout_main
 from stages.palette import main as palette_main
@@ -50,20 +49,13 @@ def test_levels_chain_from_init_and_the_final_level_is_evaluated(prepared, monke
     assert "resuming" not in capsys.readouterr().out
 
 
-def test_a_killed_level_resumes_from_its_last_checkpoint(prepared, monkeypatch, capsys):
+def test_a_killed_level_resumes_from_its_last_checkpoint(prepared, monkeypatch, capsys, kill_after_checkpoint):
     run_layout(monkeypatch, "init")
-    real_save = stages.layout.save_checkpoint
-
-    def killed_after_step_one(path, payload):
-        real_save(path, payload)
-        if payload.get("step") == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(stages.layout, "save_checkpoint", killed_after_step_one)
+    disarm = kill_after_checkpoint(1)
     with pytest.raises(KeyboardInterrupt):
         run_layout(monkeypatch, "4")
     assert not Path("outputs/layout/4").exists()
-    monkeypatch.setattr(stages.layout, "save_checkpoint", real_save)
+    disarm()
     capsys.readouterr()
     run_layout(monkeypatch, "4")
     assert "resuming at step 1" in capsys.readouterr().out

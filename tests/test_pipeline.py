@@ -22,6 +22,8 @@ TINY = {
     "partial": {"final_level": 8, "latent_dim": 8, "channel_base": 16, "channel_max": 8, "eval_samples": 8,
                 "spade_hidden": 4, "schedule": {"4": {"previous": "init", "steps": 2, "batch_size": 4},
                                                 "8": {"previous": "4", "steps": 2, "batch_size": 4}}},
+    "image": {"base_channels": 2, "num_upsamplings": 2, "spade_hidden": 4, "critic_channels": 4, "steps": 2,
+              "batch_size": 2, "decay_start": 1, "eval_samples": 4},
 }
 ENV = dict(os.environ, DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
            GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
@@ -60,7 +62,7 @@ def test_repro_then_nothing_to_do_then_a_palette_sweep_reruns_from_the_palette_o
 
     out = dvc(repo, "repro")
     for stage in ("toy", "prepare", "palette", "layout_init", "layout@4", "layout@8", "layout_eval",
-                  "partial_init", "partial@4", "partial@8", "partial_eval"):
+                  "partial_init", "partial@4", "partial@8", "partial_eval", "image"):
         assert f"Running stage '{stage}'" in out
     metrics = json.loads((repo / "metrics/palette.json").read_text())
     assert metrics["components"] >= 2  # the toy scene types make palettes multi-modal
@@ -72,6 +74,6 @@ def test_repro_then_nothing_to_do_then_a_palette_sweep_reruns_from_the_palette_o
 
     out = dvc(repo, "exp", "run", "-S", "palette.max_components=3")
     ran = re.findall(r"Running stage '([^']+)'", out)
-    assert ran[0] == "palette" and "toy" not in ran and "prepare" not in ran
+    assert ran[0] == "palette" and "toy" not in ran and "prepare" not in ran and "image" not in ran
     assert json.loads((repo / "metrics/layout.json").read_text())["level"] == 8
     assert yaml.safe_load((repo / "params.yaml").read_text())["palette"]["max_components"] == 3

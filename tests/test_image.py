@@ -1,0 +1,102 @@
+import copy
+
+import pytest
+import torch
+from torchvision.models import vgg19
+
+from data.errors import InputError
+from image.losses import critic_hinge, feature_matching, generator_hinge, load_vgg_loss
+from image.networks import MultiscaleDiscriminator, SPADEGenerator
+from image.train import ImageModel, ImageNetworkConfig, train_step
+from layout.layouts import one_hot
+
+C = 5
+
+
+def layouts(batch, height, width, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return one_hot(torch.randint(0, C, (batch, height, width), generator=generator), C)
+
+
+@pytest.mark.parametrize("height, width, upsamplings", [(32, 64, 3), (32, 32, 3), (16, 32, 2)])
+def test_images_have_the_layout_size_and_lie_in_minus_one_one(height, width, upsamplings):
+    torch.manual_seed(0)
+    G = SPADEGenerator(C, height=height, width=width, base_channels=4, num_upsamplings=upsamplings, spade_hidden=8)
+    image = G(layouts(2, height, width))
+    assert image.shape == (2, 3, height, width)
+    assert image.min() >= -1 and image.max() <= 1
+
+
+def test_a_resolution_the_latent_grid_cannot_divide_is_refused():
+    with pytest.raises(ValueError, match="not divisible by 2\\^3"):
+        SPADEGenerator(C, height=20, width=40, base_channels=4, num_upsamplings=3, spade_hidden=8)
+
+
+def test_changing_one_region_of_the_layout_changes_the_image_mostly_there():
+    torch.manual_seed(0)
+    G = SPADEGenerator(C, height=32, width=64, base_channels=4, num_upsamplings=3, spade_hidden=8)
+    with torch.no_grad():  # normalisation statistics as training would leave them
+        for seed in range(30):
+            G(layouts(8, 32, 64, seed))
+    G.eval()
+    before = torch.zeros(1, 32, 64, dtype=torch.long)
+    after = before.clone()
+    after[:, 8:24, 40:56] = 3
+    with torch.no_grad():
+        change = (G(one_hot(after, C)) - G(one_hot(before, C))).abs().mean(dim=1)[0]
+    inside = torch.zeros_like(change, dtype=torch.bool)
+    inside[8:24, 40:56] = True
+    assert change[inside].mean() > change[~inside].mean()
+    # Low-resolution blocks carry some of the change everywhere; 16+ columns away it is small.
+    assert change[inside].mean() > 3 * change[:, :24].mean()
+
+
+def test_the_discriminator_returns_every_layer_at_every_scale_with_the_authors_shapes():
+    D = MultiscaleDiscriminator(C, base_channels=4)
+    scales = D(torch.randn(1, 3, 128, 256), layouts(1, 128, 256))
+    assert [[tuple(f.shape[-2:]) for f in scale] for scale in scales] == [
+        [(65, 129), (33, 65), (17, 33), (18, 34)], [(33, 65), (17, 33), (9, 17), (10, 18)]]
+    unconditional = MultiscaleDiscriminator(0, base_channels=4)
+    assert len(unconditional(torch.randn(1, 3, 32, 64))) == 2
+
+
+def test_hinge_and_feature_matching_by_hand():
+    real = [[torch.zeros(1), torch.tensor([2.0, 0.0])]]
+    fake = [[torch.ones(1), torch.tensor([-2.0, 0.5])]]
+    assert critic_hinge(real, fake).item() == pytest.approx((0 + 1) / 2 + (0 + 1.5) / 2)
+    assert generator_hinge(fake).item() == pytest.approx(0.75)
+    assert feature_matching(fake, real).item() == pytest.approx(1.0)
+
+
+def test_the_perceptual_loss_is_off_without_a_path_and_a_wrong_path_is_a_clear_error(tmp_path):
+    assert load_vgg_loss("") is None
+    with pytest.raises(InputError, match="VGG19 weights not found at .*nowhere.pth.*empty path to turn"):
+        load_vgg_loss(str(tmp_path / "nowhere.pth"))
+    (tmp_path / "junk.pth").write_bytes(b"")
+    torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "junk.pth")
+    with pytest.raises(InputError, match="is not a torchvision VGG19 state dict"):
+        load_vgg_loss(str(tmp_path / "junk.pth"))
+
+
+def test_the_perceptual_loss_loads_local_weights_and_compares_images(tmp_path):
+    torch.manual_seed(0)
+    torch.save({f"features.{k}": v for k, v in vgg19(weights=None).features.state_dict().items()}, tmp_path / "vgg.pth")
+    loss = load_vgg_loss(str(tmp_path / "vgg.pth"))
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert loss(image, image).item() == 0
+    assert loss(image, -image).item() > 0
+    assert all(not p.requires_grad for p in loss.parameters())
+
+
+def test_one_training_step_changes_both_networks():
+    torch.manual_seed(0)
+    model = ImageModel.create(ImageNetworkConfig(C, 16, 32, base_channels=4, num_upsamplings=2, spade_hidden=8,
+                                                 critic_channels=4))
+    before = copy.deepcopy(model.state_dict())
+    losses = train_step(model, layouts(2, 16, 32), torch.rand(2, 3, 16, 32) * 2 - 1)
+    assert set(losses) == {"g_hinge", "feature_matching", "d_hinge"}
+    after = model.state_dict()
+    assert not torch.equal(before["generator"]["to_image.weight"], after["generator"]["to_image.weight"])
+    assert not torch.equal(before["discriminator"]["critics.0.blocks.0.0.weight"],
+                           after["discriminator"]["critics.0.blocks.0.0.weight"])
+    assert model.g_optimizer.param_groups[0]["lr"] * 4 == model.d_optimizer.param_groups[0]["lr"]

@@ -1,0 +1,54 @@
+"""The `image` stage on the tiny Cityscapes fixture: a run, a killed run that resumes, bad params."""
+import json
+from pathlib import Path
+
+import pytest
+
+from stages.common import run_stage
+from stages.image import main as image_main
+from stages.prepare import main as prepare_main
+
+TINY_IMAGE = {"base_channels": 2, "num_upsamplings": 1, "spade_hidden": 4, "critic_channels": 4, "steps": 3,
+              "batch_size": 2, "decay_start": 1, "log_every": 1, "image_every": 2, "checkpoint_every": 1,
+              "eval_samples": 2}
+
+
+@pytest.fixture
+def prepared(cityscapes_root, write_params):
+    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, image=TINY_IMAGE, device="cpu")
+    run_stage(prepare_main)
+
+
+def test_the_stage_writes_a_checkpoint_a_sample_grid_and_image_metrics(prepared, capsys):
+    run_stage(image_main)
+    assert Path("outputs/image/checkpoint.pt").is_file() and Path("outputs/image/samples.png").is_file()
+    metrics = json.loads(Path("metrics/image.json").read_text())
+    assert set(metrics) == {"class_colour_error", "shuffled_class_colour_error", "critic_real_hinge", "critic_fake_hinge"}
+    assert len(Path("metrics/image.tsv").read_text().splitlines()) == 1 + 3
+    assert "perceptual loss off" in capsys.readouterr().out
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(prepared, kill_after_checkpoint, capsys):
+    disarm = kill_after_checkpoint(1)
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(image_main)
+    assert not Path("outputs/image").exists()
+    disarm()
+    capsys.readouterr()
+    run_stage(image_main)
+    assert "image: resuming at step 1" in capsys.readouterr().out
+    assert Path("outputs/image/checkpoint.pt").is_file()
+
+
+@pytest.mark.parametrize("image, expected", [
+    ({"vgg_weights": "missing/vgg19.pth"}, "VGG19 weights not found at missing/vgg19.pth"),
+    ({"num_upsamplings": 4}, "image.num_upsamplings = 4 needs data.height and data.width divisible by 16"),
+    ({"decay_start": 9}, "image.decay_start = 9"),
+])
+def test_bad_image_params_stop_with_one_line(prepared, write_params, cityscapes_root, capsys, image, expected):
+    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, image={**TINY_IMAGE, **image})
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        run_stage(image_main)
+    assert expected in capsys.readouterr().err
+    assert not Path("outputs/image").exists()
