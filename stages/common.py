@@ -63,7 +63,9 @@ class ResumeFile:
 
 def write_tsv(path: Path, rows: list[dict]) -> None:
     """Rows of a training log as a TSV file (a DVC plot); columns in order of first appearance."""
+    def cell(value) -> str:
+        return f"{value:.6g}" if isinstance(value, float) else str(value)
+
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    cell = lambda value: f"{value:.6g}" if isinstance(value, float) else str(value)  # noqa: E731
     lines = ["\t".join(columns)] + ["\t".join(cell(row.get(c, "")) for c in columns) for row in rows]
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
