@@ -11,11 +11,18 @@ from torchvision.models import vgg19
 from data.errors import InputError
 
 
+def hinge_real(scores: list[list[torch.Tensor]]) -> torch.Tensor:
+    """mean(relu(1 - D(real))), averaged over the scales."""
+    return sum(F.relu(1 - scale[-1]).mean() for scale in scores) / len(scores)
+
+
+def hinge_fake(scores: list[list[torch.Tensor]]) -> torch.Tensor:
+    """mean(relu(1 + D(fake))), averaged over the scales."""
+    return sum(F.relu(1 + scale[-1]).mean() for scale in scores) / len(scores)
+
+
 def critic_hinge(real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]) -> torch.Tensor:
-    """mean(relu(1 - D(real))) + mean(relu(1 + D(fake))), each averaged over the scales."""
-    real_term = sum(F.relu(1 - scale[-1]).mean() for scale in real) / len(real)
-    fake_term = sum(F.relu(1 + scale[-1]).mean() for scale in fake) / len(fake)
-    return real_term + fake_term
+    return hinge_real(real) + hinge_fake(fake)
 
 
 def generator_hinge(fake: list[list[torch.Tensor]]) -> torch.Tensor:

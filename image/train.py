@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch
 
 import numpy as np
-import torch.nn.functional as F
 
-from image.losses import VGGPerceptualLoss, critic_hinge, feature_matching, generator_hinge
+from image.losses import (VGGPerceptualLoss, critic_hinge, feature_matching, generator_hinge, hinge_fake,
+                         hinge_real)
 from image.networks import MultiscaleDiscriminator, SPADEGenerator
 from layout.layouts import one_hot
 
@@ -126,8 +126,8 @@ def evaluate_images(model: ImageModel, labels: np.ndarray, images: np.ndarray, *
         for generated, store in ((fake, errors), (fake_other, shuffled_errors)):
             colours, _ = class_mean_colours(layouts, (generated + 1) * 127.5)
             store.append((colours - real_colours).norm(dim=2)[present])
-        real_hinge.append(torch.stack([F.relu(1 - s[-1]).mean() for s in critic(real, layouts)]).mean())
-        fake_hinge.append(torch.stack([F.relu(1 + s[-1]).mean() for s in critic(fake, layouts)]).mean())
+        real_hinge.append(hinge_real(critic(real, layouts)))
+        fake_hinge.append(hinge_fake(critic(fake, layouts)))
     generator.train()
     return {"class_colour_error": torch.cat(errors).mean().item(),
             "shuffled_class_colour_error": torch.cat(shuffled_errors).mean().item(),

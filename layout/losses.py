@@ -76,7 +76,7 @@ def regularization(outputs: list[LayoutOutput], palette: torch.Tensor, terms: li
             elif name == "novelty":
                 value = novelty(out, source, region)
             else:
-                value = globals()[name](out)
+                value = {"entropy": entropy, "spread": spread, "merged_entropy": merged_entropy}[name](out)
             total = total + weights[name] * value
             logged[f"{name}_{out.seg.shape[-2]}"] = value.item()
     return total, logged

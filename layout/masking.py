@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from layout.layouts import one_hot
 
 MASKS = ("band", "classes")
 PALETTE_MODES = ("real", "add")
@@ -24,9 +23,10 @@ def class_masks(labels: np.ndarray, class_ids: list[int]) -> np.ndarray:
     return np.isin(labels, class_ids)
 
 
-def completion_inputs(labels: torch.Tensor, real: torch.Tensor, region: torch.Tensor, mode: str,
+def completion_inputs(source: torch.Tensor, real: torch.Tensor, region: torch.Tensor, mode: str,
                       target: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The completor's input layout and palette for `region` (B×H×W bool) of `labels` (B×H×W ids).
+    """The completor's input layout and palette for `region` (B×H×W bool) of the one-hot real layouts
+    `source` (B×C×H×W).
 
     The input is `real` (the real layouts as class distributions) with the region set to the uniform
     distribution. The palette has C + 1 entries summing to 1: in `real` mode, each class's pixels inside
@@ -37,7 +37,6 @@ def completion_inputs(labels: torch.Tensor, real: torch.Tensor, region: torch.Te
     num_classes = real.shape[1]
     inside = region[:, None].to(real.dtype)
     condition = real * (1 - inside) + inside / num_classes
-    source = one_hot(labels, num_classes)
     if mode == "real":
         classes = (source * inside).mean(dim=(2, 3))
     elif mode == "add":

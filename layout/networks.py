@@ -72,16 +72,20 @@ def lrelu(x):
     return F.leaky_relu(x, 0.2)
 
 
-def palette_activation(logits: torch.Tensor, palette: torch.Tensor, eps: float = 1e-6):
-    """The palette-assisted activation: class masks whose spatial mean is the palette, by construction.
-
-    Each class's logits get a softmax over all positions, scaled by its palette entry × H·W, so that
-    mean_x mask_c = palette_c exactly; the per-pixel class distribution is the masks normalised at
-    each pixel. Returns (distribution B×C×H×W, masks B×C×H×W).
-    """
+def palette_masks(logits: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
+    """Each class's logits get a softmax over all positions, scaled by its palette entry × H·W, so that
+    mean_x mask_c = palette_c exactly."""
     batch, classes, height, width = logits.shape
     spatial = torch.softmax(logits.reshape(batch, classes, -1), dim=2).reshape_as(logits)
-    masks = spatial * palette[:, :, None, None] * (height * width)
+    return spatial * palette[:, :, None, None] * (height * width)
+
+
+def palette_activation(logits: torch.Tensor, palette: torch.Tensor, eps: float = 1e-6):
+    """The palette-assisted activation: class masks whose spatial mean is the palette, by construction,
+    and the per-pixel class distribution they give when normalised at each pixel.
+    Returns (distribution B×C×H×W, masks B×C×H×W).
+    """
+    masks = palette_masks(logits, palette)
     distribution = (masks + eps) / (masks + eps).sum(dim=1, keepdim=True)
     return distribution, masks
 
@@ -212,10 +216,8 @@ def completion_activation(logits: torch.Tensor, palette: torch.Tensor, condition
     """The completor's activation: the palette-assisted activation over C classes + "keep", then the keep
     mass takes the input layout: merged = dist[:C] + dist[C] · input. Palette entries under 0.002 are
     dropped (on a copy; the authors changed the caller's tensor). Returns (merged, masks, distribution)."""
-    batch, channels, height, width = logits.shape
     palette = torch.where(palette < 0.002, torch.zeros_like(palette), palette)
-    spatial = torch.softmax(logits.reshape(batch, channels, -1), dim=2).reshape_as(logits)
-    masks = spatial * palette[:, :, None, None] * (height * width)
+    masks = palette_masks(logits, palette)
     present = (palette > 0).to(masks.dtype)[:, :, None, None]
     distribution = (masks + eps * present) / (masks + eps * present).sum(dim=1, keepdim=True)
     merged = distribution[:, :-1] + distribution[:, -1:] * resize_to(condition, logits)

@@ -84,8 +84,8 @@ class CompletionTask:
 
     def make_batch(self, labels: torch.Tensor, real: torch.Tensor, palette: torch.Tensor, rng) -> Batch:
         region = self.regions(labels, rng)
-        condition, edit_palette = completion_inputs(labels, real, region, self.palette_mode, palette)
         source = one_hot(labels, real.shape[1])
+        condition, edit_palette = completion_inputs(source, real, region, self.palette_mode, palette)
         requested = region_proportions(source, region) if self.palette_mode == "real" else palette
         return Batch(edit_palette, real, requested, condition, source, region)
 
@@ -284,7 +284,7 @@ def generate(generator: LayoutGenerator, palettes: np.ndarray, level: int, seed:
         palette = torch.from_numpy(np.asarray(palettes[start:start + batch_size], np.float32)).to(device)
         z = torch.randn(len(palette), generator.latent_dim, generator=torch_rng).to(device)
         seg = generator(z, palette, level)[-1].seg
-        layouts.append(discretize(seg, discretization, temperature, generator=None if discretization != "gumbel" else torch_rng).cpu())
+        layouts.append(discretize(seg, discretization, temperature, generator=torch_rng).cpu())
     return torch.cat(layouts)
 
 
@@ -318,16 +318,18 @@ def evaluate_completion(generators: dict[str, LayoutGenerator], level: int, labe
     source = one_hot(labels, num_classes)
     requested = region_proportions(source, region)
     reference = region_proportions(source.roll(1, dims=0), region)
+    batches = []
+    for start in range(0, len(labels), batch_size):
+        part = slice(start, start + batch_size)
+        real = soften(source[part], soft_sigma, soft_mix)
+        batches.append(completion_inputs(source[part], real, region[part], "real"))
     metrics = {}
     for name, generator in generators.items():
         training = generator.training
         generator.eval()
         predictions = []
-        for start in range(0, len(labels), batch_size):
-            part = slice(start, start + batch_size)
-            real = soften(source[part], soft_sigma, soft_mix)
-            condition, palette = completion_inputs(labels[part], real, region[part], "real")
-            z = torch.randn(len(real), generator.latent_dim, generator=torch_rng)
+        for condition, palette in batches:
+            z = torch.randn(len(palette), generator.latent_dim, generator=torch_rng)
             seg = generator(z.to(device), palette.to(device), level, condition=condition.to(device))[-1].seg
             predictions.append(seg.argmax(1).cpu())
         generator.train(training)

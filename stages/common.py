@@ -10,6 +10,7 @@ from typing import Callable
 import torch
 
 from data.errors import InputError
+from data.labels import LabelSpace
 from data.io import atomic_write_bytes, load_checkpoint, save_checkpoint
 from stages.params import Params, load_params
 
@@ -20,6 +21,13 @@ def run_stage(main: Callable[[Params], None]) -> None:
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+
+
+def class_id(space: LabelSpace, name: str, key: str) -> int:
+    """The channel of a class named in params key `key`; an unknown name is an error listing the valid ones."""
+    if name not in space.class_names:
+        raise InputError(f"{key}: unknown class {name!r} for {space.name}; valid names: {', '.join(space.class_names)}")
+    return space.class_id(name)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -83,6 +83,7 @@ def main(params: Params) -> None:
         start, history = state["step"], state["history"]
         print(f"image: resuming at step {start}")
 
+    shown_labels, shown_images = np.array(val.layouts[:SAMPLES_SHOWN]), np.array(val.images[:SAMPLES_SHOWN])
     labels = torch.from_numpy(np.array(train.layouts)).long()
     images = to_model_images(np.array(train.images))
     writer = SummaryWriter("logs/image", purge_step=start or None)
@@ -107,18 +108,19 @@ def main(params: Params) -> None:
             progress.set_postfix(d=f"{losses['d_hinge']:.2f}", g=f"{losses['g_hinge']:.2f}")
             for name, value in losses.items():
                 writer.add_scalar(f"image/{name}", value, done)
-        if done % image_params.image_every == 0 or done == image_params.steps:
-            grid = sample_grid(model, np.array(val.layouts[:SAMPLES_SHOWN]), np.array(val.images[:SAMPLES_SHOWN]), colors)
-            writer.add_image("image/layout_real_generated", grid, done, dataformats="HWC")
+        if done % image_params.image_every == 0 and done < image_params.steps:
+            writer.add_image("image/layout_real_generated", sample_grid(model, shown_labels, shown_images, colors),
+                             done, dataformats="HWC")
         if done % image_params.checkpoint_every == 0 or done == image_params.steps:
             resume_file.save({"model": model.state_dict(), "step": done, "history": history})
+    grid = sample_grid(model, shown_labels, shown_images, colors)
+    writer.add_image("image/layout_real_generated", grid, image_params.steps, dataformats="HWC")
     writer.close()
 
     count = min(image_params.eval_samples, len(val))
     metrics = evaluate_images(model, np.array(val.layouts[:count]), np.array(val.images[:count]), device=device)
     with atomic_output_dir(OUT) as folder:
         save_checkpoint(folder / "checkpoint.pt", {"model": model.state_dict(), "label_space": space.name})
-        grid = sample_grid(model, np.array(val.layouts[:SAMPLES_SHOWN]), np.array(val.images[:SAMPLES_SHOWN]), colors)
         Image.fromarray(grid).save(folder / "samples.png")
     atomic_write_json(Path("metrics/image.json"), metrics)
     write_tsv(Path("metrics/image.tsv"), history)

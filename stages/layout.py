@@ -29,7 +29,7 @@ from layout.networks import level_of_height
 from layout.train import (CompletionTask, GenerationTask, LayoutModel, NetworkConfig, TrainConfig,
                           evaluate_completion, evaluate_proportions, train_level)
 from palette.gmm import PaletteGMM
-from stages.common import ResumeFile, resolve_device, run_stage, write_tsv
+from stages.common import ResumeFile, class_id, resolve_device, run_stage, write_tsv
 from stages.params import LayoutParams, Params
 
 KINDS = ("layout", "partial")
@@ -112,12 +112,8 @@ def make_task(params: Params, kind: str, space: LabelSpace) -> GenerationTask | 
     if kind == "layout":
         return GenerationTask()
     partial = params.partial
-    for name in partial.mask_classes:
-        if name not in space.class_names:
-            raise InputError(f"partial.mask_classes: unknown class {name!r} for {space.name}; "
-                             f"valid names: {', '.join(space.class_names)}")
     return CompletionTask(mask=partial.mask, min_band_fraction=partial.min_band_fraction,
-                          mask_class_ids=tuple(space.class_id(n) for n in partial.mask_classes),
+                          mask_class_ids=tuple(class_id(space, n, "partial.mask_classes") for n in partial.mask_classes),
                           palette_mode=partial.palette_mode)
 
 

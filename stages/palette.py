@@ -15,7 +15,7 @@ from data.io import atomic_output_dir, atomic_write_bytes, atomic_write_json
 from data.labels import LabelSpace
 from data.prepared import open_prepared_split
 from palette.gmm import PaletteGMM, fit_palette_gmm
-from stages.common import run_stage
+from stages.common import class_id, run_stage
 from stages.params import PaletteParams, Params
 
 PREPARED = Path("outputs/prepared")
@@ -32,9 +32,9 @@ def sampling_constraints(params: PaletteParams, space: LabelSpace) -> tuple[np.n
     for name, proportion in params.min_proportions.items():
         if not 0.0 <= proportion < 1.0:
             raise InputError(f"palette.min_proportions:{name} = {proportion}; use a proportion in [0, 1)")
-        minimum[_class_id(space, name, "palette.min_proportions")] = proportion
+        minimum[class_id(space, name, "palette.min_proportions")] = proportion
     for name in params.removed_classes:
-        removed[_class_id(space, name, "palette.removed_classes")] = True
+        removed[class_id(space, name, "palette.removed_classes")] = True
     if minimum.sum() >= 1.0:
         raise InputError(f"palette.min_proportions add up to {minimum.sum():g}; they must add up to less than 1")
     if (removed & (minimum > 0)).any():
@@ -43,12 +43,6 @@ def sampling_constraints(params: PaletteParams, space: LabelSpace) -> tuple[np.n
     if removed.all():
         raise InputError("palette.removed_classes removes every class; keep at least one")
     return minimum, removed
-
-
-def _class_id(space: LabelSpace, name: str, key: str) -> int:
-    if name not in space.class_names:
-        raise InputError(f"{key}: unknown class {name!r} for {space.name}; valid names: {', '.join(space.class_names)}")
-    return space.class_id(name)
 
 
 def check_selection_range(params: PaletteParams, train_count: int) -> None:

@@ -27,7 +27,7 @@ def labels_and_region(height=16, width=32, seed=0):
 
 def test_merged_output_sums_to_one_per_pixel_at_every_level_and_in_fades():
     labels, region = labels_and_region()
-    condition, palette = completion_inputs(labels, soften(one_hot(labels, C), 0.7, 0.5), region, "real")
+    condition, palette = completion_inputs(one_hot(labels, C), soften(one_hot(labels, C), 0.7, 0.5), region, "real")
     net = completor()
     for level in range(LEVELS):
         for alpha in (None, 0.4):
@@ -39,7 +39,7 @@ def test_merged_output_sums_to_one_per_pixel_at_every_level_and_in_fades():
 
 def test_outside_the_mask_the_input_is_kept_when_the_keep_entry_dominates():
     labels, region = labels_and_region()
-    condition, _ = completion_inputs(labels, one_hot(labels, C), region, "real")
+    condition, _ = completion_inputs(one_hot(labels, C), one_hot(labels, C), region, "real")
     keep_everything = torch.zeros(2, C + 1)
     keep_everything[:, C] = 1
     out = completor()(torch.randn(2, LATENT), keep_everything, LEVELS - 1, condition=condition)[-1]
@@ -49,7 +49,7 @@ def test_outside_the_mask_the_input_is_kept_when_the_keep_entry_dominates():
 def test_band_palette_plus_keep_sums_to_one_and_is_the_band_content_over_the_image():
     labels, region = labels_and_region()
     source = one_hot(labels, C)
-    condition, palette = completion_inputs(labels, source, region, "real")
+    condition, palette = completion_inputs(source, source, region, "real")
     torch.testing.assert_close(palette.sum(1), torch.ones(2))
     area = region.float().mean(dim=(1, 2))
     torch.testing.assert_close(palette[:, C], 1 - area)
@@ -76,7 +76,7 @@ def test_class_regions_and_the_add_content_palette():
     region = torch.from_numpy(class_masks(labels.numpy(), [1]))
     assert region.tolist() == [[[False, True, True, False]]]
     target = torch.tensor([[0.25, 0.25, 0.25, 0.25, 0.0, 0.0]])
-    _, palette = completion_inputs(labels, one_hot(labels, C), region, "add", target)
+    _, palette = completion_inputs(one_hot(labels, C), one_hot(labels, C), region, "add", target)
     # the image has 1/4 class 0, 1/2 class 1, 1/4 class 2: only class 3 is missing from the target
     torch.testing.assert_close(palette[0, :C], torch.tensor([0.0, 0.0, 0.0, 0.25, 0.0, 0.0]))
     torch.testing.assert_close(palette[0, C], torch.tensor(0.75))
