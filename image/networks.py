@@ -1,4 +1,4 @@
-"""The SPADE (GauGAN) image generator and the multi-scale patch discriminator."""
+"""Image generators (SPADE/GauGAN for scenes, SEAN for faces) and the multi-scale patch discriminator."""
 from __future__ import annotations
 
 import torch
@@ -7,14 +7,15 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
-from layout.networks import SPADEResBlock, lrelu, resize_to
+from layout.layouts import one_hot
+from layout.networks import SPADE, SPADEResBlock, lrelu, resize_to
 
 
 def initialize(module: nn.Module, gain: float = 0.02) -> None:
     """The authors' initialisation: Xavier-normal weights with gain 0.02, zero biases; spectral-norm
     layers are initialised through their original weight."""
     for layer in module.modules():
-        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             weight = (layer.parametrizations.weight.original if parametrize.is_parametrized(layer, "weight")
                       else layer.weight)
             nn.init.xavier_normal_(weight, gain=gain)
@@ -27,35 +28,137 @@ class SPADEGenerator(nn.Module):
 
     The layout is resized to a latent grid of (H, W) / 2^num_upsamplings and mapped to 16·base
     channels, then each of `num_upsamplings` stages doubles the resolution and applies a SPADE residual
-    block conditioned on the layout. Stage widths fall to `base` at the last stage, halving from 16·base:
-    with 6 upsamplings and base 64 this is the authors' Cityscapes generator at 128×256.
+    block conditioned on the layout; `middle_blocks` more blocks follow the first stage at its
+    resolution. Stage widths fall to `base` at the last stage, halving from 16·base. With base 64, 6
+    upsamplings and no middle block this is the authors' Cityscapes generator at 128×256 (`more`); with
+    5 upsamplings and one middle block, their `normal` topology (CelebA at 256×256).
     """
 
     def __init__(self, num_classes: int, *, height: int, width: int, base_channels: int, num_upsamplings: int,
-                 spade_hidden: int):
+                 spade_hidden: int, middle_blocks: int = 0):
         super().__init__()
         scale = 2**num_upsamplings
         if height % scale or width % scale:
             raise ValueError(f"{height}x{width} is not divisible by 2^{num_upsamplings}; "
                              f"use fewer upsamplings or another working resolution")
-        self.num_classes, self.latent_size = num_classes, (height // scale, width // scale)
+        self.num_classes, self.spade_hidden = num_classes, spade_hidden
+        self.latent_size = (height // scale, width // scale)
         widths = [min(16, 2 ** (num_upsamplings - 1 - i)) * base_channels for i in range(num_upsamplings)]
+        widths[1:1] = [widths[0]] * middle_blocks
+        self.upsample_before = [True] + [False] * middle_blocks + [True] * (num_upsamplings - 1)
         top = 16 * base_channels
         self.fc = nn.Conv2d(num_classes, top, 3, padding=1)
-        self.head = SPADEResBlock(top, top, num_classes, spade_hidden)
+        self.head = self.make_block(top, top, final=False)
         self.stages = nn.ModuleList(
-            SPADEResBlock(in_channels, out_channels, num_classes, spade_hidden)
-            for in_channels, out_channels in zip([top] + widths[:-1], widths)
+            self.make_block(in_channels, out_channels, final=i == len(widths) - 1)
+            for i, (in_channels, out_channels) in enumerate(zip([top] + widths[:-1], widths))
         )
         self.to_image = nn.Conv2d(widths[-1], 3, 3, padding=1)
         initialize(self)
 
-    def forward(self, layout: torch.Tensor) -> torch.Tensor:
+    def make_block(self, in_channels: int, out_channels: int, *, final: bool) -> nn.Module:
+        return SPADEResBlock(in_channels, out_channels, self.num_classes, self.spade_hidden)
+
+    def render(self, layout: torch.Tensor, *condition: torch.Tensor) -> torch.Tensor:
         x = self.fc(F.interpolate(layout, size=self.latent_size, mode="nearest-exact"))
-        x = self.head(x, layout)
-        for stage in self.stages:
-            x = stage(F.interpolate(x, scale_factor=2, mode="nearest"), layout)
+        x = self.head(x, *condition)
+        for upsample, stage in zip(self.upsample_before, self.stages):
+            if upsample:
+                x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = stage(x, *condition)
         return torch.tanh(self.to_image(lrelu(x)))
+
+    def forward(self, layout: torch.Tensor) -> torch.Tensor:
+        return self.render(layout, layout)
+
+
+def region_masks(layout: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """One-hot masks of the layout's most likely class, at the resolution of `like`. Argmax masks do not
+    overlap even for soft layouts (the authors used `layout > 0`, where the last class won)."""
+    return resize_to(one_hot(layout.argmax(dim=1), layout.shape[1]).to(layout.dtype), like)
+
+
+class RegionStyleEncoder(nn.Module):
+    """SEAN's region encoder: a conv net maps the image to a style_dim-channel map at half its
+    resolution (widths style_dim/16 ... style_dim/2, tanh output), which is averaged inside each class
+    region of the layout. Returns B×C×style_dim codes, zero for absent classes."""
+
+    def __init__(self, style_dim: int):
+        super().__init__()
+        if style_dim < 16 or style_dim % 16:
+            raise ValueError(f"style_dim = {style_dim}; it must be a positive multiple of 16")
+        w = [style_dim // 16, style_dim // 8, style_dim // 4, style_dim // 2]
+        act = lambda: nn.LeakyReLU(0.2)  # noqa: E731
+        self.features = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(3, w[0], 3), nn.InstanceNorm2d(w[0]), act(),
+            nn.Conv2d(w[0], w[1], 3, stride=2, padding=1), nn.InstanceNorm2d(w[1]), act(),
+            nn.Conv2d(w[1], w[2], 3, stride=2, padding=1), nn.InstanceNorm2d(w[2]), act(),
+            nn.ConvTranspose2d(w[2], w[3], 3, stride=2, padding=1, output_padding=1), nn.InstanceNorm2d(w[3]), act(),
+            nn.ReflectionPad2d(1), nn.Conv2d(w[3], style_dim, 3), nn.Tanh(),
+        )
+
+    def forward(self, image: torch.Tensor, layout: torch.Tensor) -> torch.Tensor:
+        features = self.features(image)
+        masks = region_masks(layout, features)
+        sums = torch.einsum("bshw,bchw->bcs", features, masks)
+        return sums / masks.sum(dim=(2, 3)).clamp(min=1)[..., None]
+
+
+class ACE(nn.Module):
+    """SEAN's normalisation: noise is added, the activation is batch-normalised without affine terms,
+    then modulated by a blend of SPADE's layout modulation and a style modulation. The style modulation
+    paints each class region with its own code, passed through the class's own linear layer and a ReLU,
+    and convolves that map; learned scalars (through a sigmoid) set the blend. With `use_style` off
+    (the authors' last block) only the layout modulation is used."""
+
+    def __init__(self, channels: int, num_classes: int, hidden: int, style_dim: int, *, use_style: bool):
+        super().__init__()
+        self.spade = SPADE(channels, num_classes, hidden)
+        self.noise_scale = nn.Parameter(torch.zeros(channels))
+        self.use_style = use_style
+        if use_style:
+            self.class_weight = nn.Parameter(torch.randn(num_classes, style_dim, style_dim) * 0.02 / style_dim**0.5)
+            self.class_bias = nn.Parameter(torch.zeros(num_classes, style_dim))
+            self.style_gamma = nn.Conv2d(style_dim, channels, 3, padding=1)
+            self.style_beta = nn.Conv2d(style_dim, channels, 3, padding=1)
+            self.blend_gamma = nn.Parameter(torch.zeros(()))
+            self.blend_beta = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor, layout: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+        noise = torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
+        normalized = self.spade.norm(x + noise * self.noise_scale[:, None, None])
+        gamma, beta = self.spade.modulation(layout, x)
+        if self.use_style:
+            codes = F.relu(torch.einsum("bcs,cst->bct", styles, self.class_weight) + self.class_bias)
+            style_map = torch.einsum("bct,bchw->bthw", codes, region_masks(layout, x))
+            blend_gamma, blend_beta = torch.sigmoid(self.blend_gamma), torch.sigmoid(self.blend_beta)
+            gamma = blend_gamma * self.style_gamma(style_map) + (1 - blend_gamma) * gamma
+            beta = blend_beta * self.style_beta(style_map) + (1 - blend_beta) * beta
+        return normalized * (1 + gamma) + beta
+
+
+class SEANGenerator(SPADEGenerator):
+    """SEAN: the SPADE generator with ACE normalisation, so that each class region takes the style of a
+    per-class code. `forward(layout, styles)` renders with B×C×style_dim codes, which `encode` pools from
+    a real image over a layout (or which come from a style bank). The last block is layout-only, as the
+    authors'. Unlike theirs, this one trains: the encoder is part of the generator."""
+
+    def __init__(self, num_classes: int, *, style_dim: int, **kwargs):
+        self.style_dim = style_dim
+        super().__init__(num_classes, **kwargs)
+        self.encoder = RegionStyleEncoder(style_dim)
+        initialize(self.encoder)
+
+    def make_block(self, in_channels: int, out_channels: int, *, final: bool) -> nn.Module:
+        norm = lambda channels: ACE(channels, self.num_classes, self.spade_hidden, self.style_dim,  # noqa: E731
+                                    use_style=not final)
+        return SPADEResBlock(in_channels, out_channels, self.num_classes, self.spade_hidden, norm=norm)
+
+    def encode(self, image: torch.Tensor, layout: torch.Tensor) -> torch.Tensor:
+        return self.encoder(image, layout)
+
+    def forward(self, layout: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+        return self.render(layout, layout, styles)
 
 
 class PatchDiscriminator(nn.Module):

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 import numpy as np
 
+from data.io import load_checkpoint
 from image.losses import (VGGPerceptualLoss, critic_hinge, feature_matching, generator_hinge, hinge_fake,
                          hinge_real)
-from image.networks import MultiscaleDiscriminator, SPADEGenerator
+from image.networks import MultiscaleDiscriminator, SEANGenerator, SPADEGenerator
 from layout.layouts import one_hot
 
 
@@ -24,6 +26,22 @@ class ImageNetworkConfig:
     spade_hidden: int  # the authors: 128
     critic_channels: int = 64
     critic_scales: int = 2
+    model: str = "spade"  # spade | sean
+    style_dim: int = 0  # sean only; the authors: 512
+    middle_blocks: int = 0  # the authors: 0 for `more` (scenes), 1 for `normal` (faces)
+
+    def __post_init__(self):
+        if self.model not in ("spade", "sean"):
+            raise ValueError(f"model = {self.model!r}; use spade or sean")
+
+
+def build_image_generator(config: ImageNetworkConfig) -> SPADEGenerator:
+    shape = dict(height=config.height, width=config.width, base_channels=config.base_channels,
+                 num_upsamplings=config.num_upsamplings, spade_hidden=config.spade_hidden,
+                 middle_blocks=config.middle_blocks)
+    if config.model == "sean":
+        return SEANGenerator(config.num_classes, style_dim=config.style_dim, **shape)
+    return SPADEGenerator(config.num_classes, **shape)
 
 
 @dataclass
@@ -38,14 +56,23 @@ class ImageModel:
     def create(cls, config: ImageNetworkConfig, *, g_lr: float = 1e-4, d_lr: float = 4e-4,
                betas: tuple[float, float] = (0.0, 0.9), device="cpu") -> "ImageModel":
         """Two time-scale learning rates as the authors: the critic learns 4× faster than the generator."""
-        generator = SPADEGenerator(config.num_classes, height=config.height, width=config.width,
-                                   base_channels=config.base_channels, num_upsamplings=config.num_upsamplings,
-                                   spade_hidden=config.spade_hidden).to(device)
+        generator = build_image_generator(config).to(device)
         discriminator = MultiscaleDiscriminator(config.num_classes, scales=config.critic_scales,
                                                 base_channels=config.critic_channels).to(device)
         return cls(config, generator, discriminator,
                    torch.optim.Adam(generator.parameters(), lr=g_lr, betas=betas),
                    torch.optim.Adam(discriminator.parameters(), lr=d_lr, betas=betas))
+
+    @property
+    def styled(self) -> bool:
+        return isinstance(self.generator, SEANGenerator)
+
+    def generate(self, layouts: torch.Tensor, reference_images: torch.Tensor) -> torch.Tensor:
+        """Images for layouts; SEAN takes each region's style from the reference image (the real image
+        of the layout in training), SPADE ignores it."""
+        if self.styled:
+            return self.generator(layouts, self.generator.encode(reference_images, layouts))
+        return self.generator(layouts)
 
     def state_dict(self) -> dict:
         return {"config": dataclasses.asdict(self.config), "generator": self.generator.state_dict(),
@@ -62,14 +89,13 @@ class ImageModel:
                 group["lr"] = lr * scale
 
 
-def train_step(model: ImageModel, layouts: torch.Tensor, images: torch.Tensor, *, feature_matching_weight: float = 10.0,
-               perceptual: VGGPerceptualLoss | None = None, perceptual_weight: float = 10.0) -> dict[str, float]:
-    """One generator step and one critic step on a batch of layouts (B×C×H×W) and images (B×3×H×W in
-    [-1, 1]). The perceptual term is used when a VGG loss is given."""
-    G, D = model.generator, model.discriminator
-
-    D.requires_grad_(False)
-    fake = G(layouts)
+def generator_losses(model: ImageModel, layouts: torch.Tensor, images: torch.Tensor, *,
+                     feature_matching_weight: float = 10.0, perceptual: VGGPerceptualLoss | None = None,
+                     perceptual_weight: float = 10.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Images generated from real layouts (with gradients) and the generator's terms against the paired
+    real images: hinge, feature matching, and the perceptual loss when a VGG loss is given."""
+    D = model.discriminator
+    fake = model.generate(layouts, images)
     fake_scores = D(fake, layouts)
     with torch.no_grad():
         real_scores = D(images, layouts)
@@ -77,6 +103,16 @@ def train_step(model: ImageModel, layouts: torch.Tensor, images: torch.Tensor, *
               "feature_matching": feature_matching_weight * feature_matching(fake_scores, real_scores)}
     if perceptual is not None:
         losses["perceptual"] = perceptual_weight * perceptual(fake, images)
+    return fake, losses
+
+
+def train_step(model: ImageModel, layouts: torch.Tensor, images: torch.Tensor, **loss_settings) -> dict[str, float]:
+    """One generator step and one critic step on a batch of layouts (B×C×H×W) and images (B×3×H×W in
+    [-1, 1]); `loss_settings` go to `generator_losses`. The critic judges the fake made before the
+    generator's update (as the authors)."""
+    D = model.discriminator
+    D.requires_grad_(False)
+    fake, losses = generator_losses(model, layouts, images, **loss_settings)
     model.g_optimizer.zero_grad(set_to_none=True)
     sum(losses.values()).backward()
     model.g_optimizer.step()
@@ -87,6 +123,14 @@ def train_step(model: ImageModel, layouts: torch.Tensor, images: torch.Tensor, *
     losses["d_hinge"].backward()
     model.d_optimizer.step()
     return {name: value.item() for name, value in losses.items()}
+
+
+def load_image_model(path: str | Path, device="cpu") -> ImageModel:
+    """The generator, critic and optimizer states of an `image` stage checkpoint."""
+    state = load_checkpoint(Path(path), device)["model"]
+    model = ImageModel.create(ImageNetworkConfig(**state["config"]), device=device)
+    model.load_state_dict(state)
+    return model
 
 
 def to_model_images(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -121,7 +165,8 @@ def evaluate_images(model: ImageModel, labels: np.ndarray, images: np.ndarray, *
         layouts = one_hot(labels_t[part], num_classes).to(device)
         other = one_hot(labels_t.roll(1, dims=0)[part], num_classes).to(device)
         real = to_model_images(images[part]).to(device)
-        fake, fake_other = generator(layouts), generator(other)
+        other_real = to_model_images(np.roll(images, 1, axis=0)[part]).to(device)
+        fake, fake_other = model.generate(layouts, real), model.generate(other, other_real)
         real_colours, present = class_mean_colours(layouts, (real + 1) * 127.5)
         for generated, store in ((fake, errors), (fake_other, shuffled_errors)):
             colours, _ = class_mean_colours(layouts, (generated + 1) * 127.5)

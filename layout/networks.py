@@ -6,7 +6,7 @@ Levels are indexed from 0 (4 × 4·aspect) upwards, each doubling the resolution
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -184,32 +184,42 @@ class SPADE(nn.Module):
         self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
         self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
 
+    def modulation(self, layout: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.shared(resize_to(layout, like))
+        return self.gamma(h), self.beta(h)
+
     def forward(self, x: torch.Tensor, layout: torch.Tensor) -> torch.Tensor:
-        h = self.shared(resize_to(layout, x))
-        return self.norm(x) * (1 + self.gamma(h)) + self.beta(h)
+        gamma, beta = self.modulation(layout, x)
+        return self.norm(x) * (1 + gamma) + beta
 
 
 class SPADEResBlock(nn.Module):
     """GauGAN's residual block: two spectral-normalised 3×3 convs, each after SPADE and a leaky ReLU,
-    with a learned 1×1 shortcut when the width changes."""
+    with a learned 1×1 shortcut when the width changes.
 
-    def __init__(self, in_channels: int, out_channels: int, layout_channels: int, hidden: int):
+    `norm` builds the normalisation for a width (SPADE on the layout by default; SEAN passes its
+    style-aware ACE); whatever follows `x` in `forward` is handed to every normalisation.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, layout_channels: int, hidden: int,
+                 norm: Callable[[int], nn.Module] | None = None):
         super().__init__()
+        norm = norm or (lambda channels: SPADE(channels, layout_channels, hidden))
         middle = min(in_channels, out_channels)
         sn = nn.utils.parametrizations.spectral_norm
-        self.norm_0 = SPADE(in_channels, layout_channels, hidden)
+        self.norm_0 = norm(in_channels)
         self.conv_0 = sn(nn.Conv2d(in_channels, middle, 3, padding=1))
-        self.norm_1 = SPADE(middle, layout_channels, hidden)
+        self.norm_1 = norm(middle)
         self.conv_1 = sn(nn.Conv2d(middle, out_channels, 3, padding=1))
         self.shortcut = None
         if in_channels != out_channels:
-            self.norm_s = SPADE(in_channels, layout_channels, hidden)
+            self.norm_s = norm(in_channels)
             self.shortcut = sn(nn.Conv2d(in_channels, out_channels, 1, bias=False))
 
-    def forward(self, x: torch.Tensor, layout: torch.Tensor) -> torch.Tensor:
-        skip = x if self.shortcut is None else self.shortcut(self.norm_s(x, layout))
-        dx = self.conv_0(lrelu(self.norm_0(x, layout)))
-        return skip + self.conv_1(lrelu(self.norm_1(dx, layout)))
+    def forward(self, x: torch.Tensor, *condition: torch.Tensor) -> torch.Tensor:
+        skip = x if self.shortcut is None else self.shortcut(self.norm_s(x, *condition))
+        dx = self.conv_0(lrelu(self.norm_0(x, *condition)))
+        return skip + self.conv_1(lrelu(self.norm_1(dx, *condition)))
 
 
 def completion_activation(logits: torch.Tensor, palette: torch.Tensor, condition: torch.Tensor, eps: float = 1e-6):

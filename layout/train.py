@@ -181,6 +181,49 @@ def step_generators(seed: int, level: int, step: int) -> tuple[np.random.Generat
     return rng, torch.Generator().manual_seed(int(rng.integers(2**62)))
 
 
+def sample_batch(reals: torch.Tensor, sample_palettes: Callable[[int, np.random.Generator], np.ndarray],
+                 task: GenerationTask | CompletionTask, config: TrainConfig, num_classes: int, latent_dim: int,
+                 rng: np.random.Generator, torch_rng: torch.Generator, device,
+                 images: torch.Tensor | None = None) -> tuple[torch.Tensor, Batch, torch.Tensor, torch.Tensor | None]:
+    """Fresh GMM palettes, random real layouts (mirrored half the time) and noise: the real label ids
+    (B×h×w), the task's batch, z, and the real layouts' images (B×3×h×w) when `images` are given."""
+    palette = torch.from_numpy(sample_palettes(config.batch_size, rng)).to(device)
+    chosen_rows = rng.integers(0, len(reals), config.batch_size)
+    chosen = reals[chosen_rows]
+    chosen_images = None if images is None else images[chosen_rows]
+    if config.flip:
+        mirror = torch.from_numpy(rng.random(config.batch_size) < 0.5)
+        chosen = torch.where(mirror[:, None, None], chosen.flip(-1), chosen)
+        if chosen_images is not None:
+            chosen_images = torch.where(mirror[:, None, None, None], chosen_images.flip(-1), chosen_images)
+    chosen = chosen.long().to(device)
+    real = soften(one_hot(chosen, num_classes), config.soft_sigma, config.soft_mix)
+    batch = task.make_batch(chosen, real, palette, rng)
+    z = torch.randn(config.batch_size, latent_dim, generator=torch_rng).to(device)
+    return chosen, batch, z, None if chosen_images is None else chosen_images.to(device)
+
+
+def generator_losses(model: LayoutModel, batch: Batch, z: torch.Tensor, level: int, alpha: float | None,
+                     config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float]]:
+    """The generator's soft layouts (B×C×h×w, with gradients), its Wasserstein term, its palette
+    regularizers (weighted sum) and their unweighted values."""
+    outputs = model.generator(z, batch.palette, level, alpha, condition=batch.condition)
+    fake = outputs[-1].seg
+    adversarial = -model.discriminator(fake, level, alpha).mean()
+    regularizers, scales = regularization(outputs, batch.palette, list(config.loss_terms), config.loss_weights,
+                                          batch.source, batch.region)
+    return fake, adversarial, regularizers, scales
+
+
+def critic_loss(model: LayoutModel, batch: Batch, fake: torch.Tensor, level: int, alpha: float | None,
+                gp_weight: float, torch_rng: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """WGAN-GP: D(fake) - D(real) + gp_weight · penalty; returns the loss, D(real), D(fake), the penalty."""
+    D = model.discriminator
+    d_real, d_fake = D(batch.real, level, alpha).mean(), D(fake, level, alpha).mean()
+    penalty = gradient_penalty(lambda x: D(x, level, alpha), batch.real, fake, generator=torch_rng)
+    return d_fake - d_real + gp_weight * penalty, d_real, d_fake, penalty
+
+
 def train_level(
     model: LayoutModel,
     level: int,
@@ -200,7 +243,7 @@ def train_level(
     phases, starting at `start_step`; `task` says what the generator is asked (whole layouts, or
     completions). Returns the logged rows (one dict every `log_every` steps)."""
     check_loss_terms(list(config.loss_terms), task.loss_terms)
-    G, D = model.generator, model.discriminator
+    D = model.discriminator
     num_classes = model.config.num_classes
     phases = ["stabilise"] if level == 0 else ["fade", "stabilise"]
     total_steps = len(phases) * config.steps
@@ -214,24 +257,12 @@ def train_level(
         alpha = (step % config.steps) / config.steps if phase == "fade" else None
         rng, torch_rng = step_generators(config.seed, level, step)
 
-        # A batch: fresh GMM palettes, random real layouts (mirrored half the time), noise.
-        palette = torch.from_numpy(sample_palettes(config.batch_size, rng)).to(device)
-        chosen = reals[rng.integers(0, len(reals), config.batch_size)]
-        if config.flip:
-            mirror = torch.from_numpy(rng.random(config.batch_size) < 0.5)
-            chosen = torch.where(mirror[:, None, None], chosen.flip(-1), chosen)
-        chosen = chosen.long().to(device)
-        real = soften(one_hot(chosen, num_classes), config.soft_sigma, config.soft_mix)
-        batch = task.make_batch(chosen, real, palette, rng)
-        z = torch.randn(config.batch_size, model.config.latent_dim, generator=torch_rng).to(device)
+        chosen, batch, z, _ = sample_batch(reals, sample_palettes, task, config, num_classes, model.config.latent_dim,
+                                        rng, torch_rng, device)
 
         # Generator step; the critic's weights need no gradients here.
         D.requires_grad_(False)
-        outputs = G(z, batch.palette, level, alpha, condition=batch.condition)
-        fake = outputs[-1].seg
-        g_adversarial = -D(fake, level, alpha).mean()
-        g_regularization, scales = regularization(outputs, batch.palette, list(config.loss_terms), config.loss_weights,
-                                                  batch.source, batch.region)
+        fake, g_adversarial, g_regularization, scales = generator_losses(model, batch, z, level, alpha, config)
         model.g_optimizer.zero_grad(set_to_none=True)
         (g_adversarial + g_regularization).backward()
         model.g_optimizer.step()
@@ -240,9 +271,7 @@ def train_level(
         # Critic step, on the fake batch made before the generator's update (as the authors).
         D.requires_grad_(True)
         fake = fake.detach()
-        d_real, d_fake = D(batch.real, level, alpha).mean(), D(fake, level, alpha).mean()
-        penalty = gradient_penalty(lambda x: D(x, level, alpha), batch.real, fake, generator=torch_rng)
-        d_loss = d_fake - d_real + config.gp_weight * penalty
+        d_loss, d_real, d_fake, penalty = critic_loss(model, batch, fake, level, alpha, config.gp_weight, torch_rng)
         model.d_optimizer.zero_grad(set_to_none=True)
         d_loss.backward()
         model.d_optimizer.step()
@@ -318,24 +347,30 @@ def evaluate_completion(generators: dict[str, LayoutGenerator], level: int, labe
     source = one_hot(labels, num_classes)
     requested = region_proportions(source, region)
     reference = region_proportions(source.roll(1, dims=0), region)
-    batches = []
-    for start in range(0, len(labels), batch_size):
-        part = slice(start, start + batch_size)
-        real = soften(source[part], soft_sigma, soft_mix)
-        batches.append(completion_inputs(source[part], real, region[part], "real"))
     metrics = {}
     for name, generator in generators.items():
-        training = generator.training
-        generator.eval()
-        predictions = []
-        for condition, palette in batches:
-            z = torch.randn(len(palette), generator.latent_dim, generator=torch_rng)
-            seg = generator(z.to(device), palette.to(device), level, condition=condition.to(device))[-1].seg
-            predictions.append(seg.argmax(1).cpu())
-        generator.train(training)
-        predicted = torch.cat(predictions)
+        predicted = complete(generator, level, source, region, soft_sigma=soft_sigma, soft_mix=soft_mix,
+                             torch_rng=torch_rng, batch_size=batch_size, device=device)
         metrics[f"{name}_outside_unchanged"] = (predicted == labels)[~region].float().mean().item()
         obtained = region_proportions(one_hot(predicted, num_classes), region)
         metrics.update({f"{name}_band_{k}": v for k, v in proportion_errors(requested.numpy(), obtained.numpy()).items()})
     metrics.update({f"reference_band_{k}": v for k, v in proportion_errors(requested.numpy(), reference.numpy()).items()})
     return metrics
+
+
+@torch.no_grad()
+def complete(generator: LayoutGenerator, level: int, source: torch.Tensor, region: torch.Tensor, *, soft_sigma: float,
+             soft_mix: float, torch_rng: torch.Generator, batch_size: int = 64, device="cpu") -> torch.Tensor:
+    """Label ids (B×H×W) of one-hot real layouts `source` with `region` redone to its own content's
+    proportions, in eval mode."""
+    training = generator.training
+    generator.eval()
+    predictions = []
+    for start in range(0, len(source), batch_size):
+        part = slice(start, start + batch_size)
+        condition, palette = completion_inputs(source[part], soften(source[part], soft_sigma, soft_mix), region[part], "real")
+        z = torch.randn(len(palette), generator.latent_dim, generator=torch_rng)
+        seg = generator(z.to(device), palette.to(device), level, condition=condition.to(device))[-1].seg
+        predictions.append(seg.argmax(1).cpu())
+    generator.train(training)
+    return torch.cat(predictions)

@@ -1,1 +1,1 @@
-"""Segmenter training with real and synthetic data, and mIoU (issue 7)."""
+"""Segmenters trained on real and synthetic (layout, image) pairs, and their mIoU."""

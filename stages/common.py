@@ -12,6 +12,7 @@ import torch
 from data.errors import InputError
 from data.labels import LabelSpace
 from data.io import atomic_write_bytes, load_checkpoint, save_checkpoint
+from image.chain import SynthesisChain
 from stages.params import Params, load_params
 
 
@@ -77,3 +78,28 @@ def write_tsv(path: Path, rows: list[dict]) -> None:
     columns = list(dict.fromkeys(key for row in rows for key in row))
     lines = ["\t".join(columns)] + ["\t".join(cell(row.get(c, "")) for c in columns) for row in rows]
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+
+
+def chain_checkpoints(params: Params, kind: str = "layout") -> list[Path]:
+    """The checkpoints of the palette -> layout -> image chain later stages use: the `finetune` (kind
+    `layout`) or `finetune_partial` (kind `partial`) networks when `chain.finetuned`, else the top level
+    of the layout stage and the `image` stage. A missing one is an error naming the stage to run."""
+    if params.chain.finetuned:
+        stage = "finetune" if kind == "layout" else "finetune_partial"
+        needed = {Path(f"outputs/{stage}/checkpoint.pt"): f"`dvc repro {stage}`, or set chain.finetuned: false to "
+                                                          f"use the separately trained networks"}
+    else:
+        final_level = getattr(params, kind).final_level
+        needed = {Path(f"outputs/{kind}/{final_level}/checkpoint.pt"): f"`dvc repro {kind}@{final_level}`",
+                  Path("outputs/image/checkpoint.pt"): "`dvc repro image`"}
+    for path, fix in needed.items():
+        if not path.is_file():
+            raise InputError(f"{path} not found; run {fix}")
+    return list(needed)
+
+
+def load_synthesis_chain(params: Params, kind: str = "layout", device="cpu") -> SynthesisChain:
+    checkpoints = chain_checkpoints(params, kind)
+    if params.chain.finetuned:
+        return SynthesisChain.from_finetune(checkpoints[0], device)
+    return SynthesisChain.from_stages(*checkpoints, device)

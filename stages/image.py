@@ -32,6 +32,12 @@ SAMPLES_SHOWN = 8
 
 def check_params(params: Params) -> None:
     image, data = params.image, params.data
+    if image.model not in ("spade", "sean"):
+        raise InputError(f"image.model = {image.model!r}; use spade (scenes) or sean (faces, per-region styles)")
+    if image.model == "sean" and (image.style_dim < 16 or image.style_dim % 16):
+        raise InputError(f"image.style_dim = {image.style_dim}; SEAN needs a positive multiple of 16")
+    if image.middle_blocks < 0:
+        raise InputError(f"image.middle_blocks = {image.middle_blocks}; it must be 0 or more")
     scale = 2**image.num_upsamplings
     if data.height % scale or data.width % scale:
         raise InputError(f"image.num_upsamplings = {image.num_upsamplings} needs data.height and data.width divisible "
@@ -44,11 +50,20 @@ def check_params(params: Params) -> None:
         raise InputError(f"image.decay_start = {image.decay_start}; use a step between 0 and image.steps = {image.steps}")
 
 
+def image_config(params: Params, num_classes: int) -> ImageNetworkConfig:
+    image = params.image
+    return ImageNetworkConfig(num_classes, params.data.height, params.data.width, image.base_channels,
+                              image.num_upsamplings, image.spade_hidden, image.critic_channels, image.critic_scales,
+                              model=image.model, style_dim=image.style_dim, middle_blocks=image.middle_blocks)
+
+
 def sample_grid(model: ImageModel, labels: np.ndarray, images: np.ndarray, colors: np.ndarray) -> np.ndarray:
-    """Rows of layout | real | generated, as one uint8 image."""
+    """Rows of layout | real | generated (SEAN: in the real image's styles), as one uint8 image."""
+    device = next(model.generator.parameters()).device
     with torch.no_grad():
         model.generator.eval()
-        generated = to_uint8(model.generator(one_hot(torch.as_tensor(labels).long(), model.config.num_classes)))
+        layouts = one_hot(torch.as_tensor(labels).long(), model.config.num_classes).to(device)
+        generated = to_uint8(model.generate(layouts, to_model_images(images).to(device)))
         model.generator.train()
     rows = [np.concatenate([colors[label], real, fake], axis=1) for label, real, fake in zip(labels, images, generated)]
     grid = make_grid(torch.from_numpy(np.stack(rows)).permute(0, 3, 1, 2), nrow=1, padding=2, pad_value=255)
@@ -61,9 +76,7 @@ def main(params: Params) -> None:
     train, val = open_prepared_split(PREPARED / "train"), open_prepared_split(PREPARED / "val")
     space = train.label_space
     colors = np.asarray(space.colors, dtype=np.uint8)
-    config = ImageNetworkConfig(space.num_classes, params.data.height, params.data.width, image_params.base_channels,
-                                image_params.num_upsamplings, image_params.spade_hidden, image_params.critic_channels,
-                                image_params.critic_scales)
+    config = image_config(params, space.num_classes)
     perceptual = load_vgg_loss(image_params.vgg_weights)
     if perceptual is None:
         print("image: perceptual loss off (image.vgg_weights is empty; nothing is downloaded)")
@@ -125,8 +138,9 @@ def main(params: Params) -> None:
     atomic_write_json(Path("metrics/image.json"), metrics)
     write_tsv(Path("metrics/image.tsv"), history)
     resume_file.complete()
+    styles = " (SEAN: each image in its own styles)" if model.styled else ""
     print(f"image: class colour error {metrics['class_colour_error']:.1f} vs {metrics['shuffled_class_colour_error']:.1f} "
-          f"from shuffled layouts (RGB distance of class-region means on {count} val pairs)")
+          f"from shuffled layouts (RGB distance of class-region means on {count} val pairs){styles}")
 
 
 if __name__ == "__main__":

@@ -101,6 +101,9 @@ class PartialParams(LayoutParams):
 
 @dataclass(frozen=True)
 class ImageParams:
+    model: str  # spade (scenes) | sean (faces: per-region style codes)
+    style_dim: int  # sean's style code length (the authors: 512)
+    middle_blocks: int  # blocks after the first upsampling at its resolution (the authors: 0 scenes, 1 faces)
     base_channels: int  # generator width at the last stage; 16× that at the latent grid (the authors: 64)
     num_upsamplings: int  # the latent grid is the working resolution / 2^this (the authors: 6 at 128×256)
     spade_hidden: int  # the authors: 128
@@ -124,6 +127,50 @@ class ImageParams:
 
 
 @dataclass(frozen=True)
+class FinetuneParams:
+    steps: int
+    batch_size: int
+    layout_lr: float  # the authors: 1e-4; the image generator and critics keep image.g_lr and image.d_lr
+    d2_weight: float  # weight of the image-only critic's term, the layout generator's signal from images
+    freeze_layout: bool  # train the image side only (ablation)
+    discretization: str  # none (soft layouts, the authors) | max (straight-through one-hot)
+    log_every: int
+    eval_every: int
+    image_every: int
+    checkpoint_every: int
+    eval_samples: int
+
+
+@dataclass(frozen=True)
+class ChainParams:
+    finetuned: bool  # the synthesis chain uses the finetune stages' networks; false: the separately trained ones
+
+
+@dataclass(frozen=True)
+class SegmentParams:
+    backbone: str  # mobilenet_v3_large | resnet50 | resnet101 (the authors)
+    backbone_weights: str  # local torchvision ImageNet state dict of the backbone; empty: from scratch
+    steps: int
+    batch_size: int  # per stream: real_synthetic steps on batch_size real + batch_size synthetic pairs
+    lr: float
+    momentum: float
+    weight_decay: float
+    poly_power: float
+    aux_weight: float
+    real_fraction: float  # share of the real train pairs the mixes may use (low-data studies)
+    synthetic_flip: bool  # mirror generated pairs too (the authors: no)
+    log_every: int
+    eval_every: int
+    checkpoint_every: int
+
+
+@dataclass(frozen=True)
+class StyleParams:
+    splits: list[str]  # prepared splits whose SEAN style codes go into a bank (style@<split>); [] for SPADE
+    batch_size: int
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int
     device: str
@@ -134,6 +181,10 @@ class Params:
     layout: LayoutParams
     partial: PartialParams
     image: ImageParams
+    style: StyleParams
+    finetune: FinetuneParams
+    chain: ChainParams
+    segment: SegmentParams
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

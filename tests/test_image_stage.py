@@ -1,5 +1,7 @@
-"""The `image` stage on the tiny Cityscapes fixture: a run, a killed run that resumes, bad params."""
+"""The `image` stage on the tiny Cityscapes fixture (a run, a killed run that resumes, bad params), and SEAN
+with its style bank on the tiny CelebAMask-HQ fixture."""
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -7,6 +9,8 @@ import pytest
 from stages.common import run_stage
 from stages.image import main as image_main
 from stages.prepare import main as prepare_main
+from stages.style import main as style_main
+from image.style import StyleBank
 
 TINY_IMAGE = {"base_channels": 2, "num_upsamplings": 1, "spade_hidden": 4, "critic_channels": 4, "steps": 3,
               "batch_size": 2, "decay_start": 1, "log_every": 1, "image_every": 2, "checkpoint_every": 1,
@@ -52,3 +56,26 @@ def test_bad_image_params_stop_with_one_line(prepared, write_params, cityscapes_
         run_stage(image_main)
     assert expected in capsys.readouterr().err
     assert not Path("outputs/image").exists()
+
+
+def test_sean_trains_on_faces_and_its_codes_fill_a_style_bank(celeba_root, write_params, monkeypatch, capsys):
+    write_params(data={"dataset": "celeba", "root": str(celeba_root), "height": 8, "width": 8}, device="cpu",
+                 image={**TINY_IMAGE, "model": "sean", "style_dim": 16, "middle_blocks": 1}, style={"splits": ["train"]})
+    run_stage(prepare_main)
+    run_stage(image_main)
+    assert "SEAN: each image in its own styles" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", ["stages.style", "train"])
+    run_stage(style_main)
+    bank = StyleBank.load("outputs/style/train")
+    train_count = json.loads(Path("outputs/prepared/train/manifest.json").read_text())["count"]
+    assert bank.codes.shape == (train_count, 19, 16)
+    assert bank.present[:, [1, 13]].all() and not bank.present[:, 14].any()  # skin and hair, no hat
+    assert bank.means[1].any() and not bank.means[14].any()
+
+
+def test_a_style_bank_of_a_spade_model_is_refused(prepared, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["stages.style", "train"])
+    with pytest.raises(SystemExit):
+        run_stage(style_main)
+    assert "style banks need SEAN style codes but image.model = 'spade'" in capsys.readouterr().err
+    assert not Path("outputs/style").exists()

@@ -14,7 +14,7 @@ from conftest import REPO
 
 TINY = {
     "toy": {"city_train": 200, "city_val": 20, "city_height": 64, "city_width": 128, "faces_count": 6, "faces_size": 32},
-    "data": {"height": 16, "width": 32},
+    "data": {"height": 8, "width": 16},
     "palette": {"max_components": 4, "n_init": 2},
     "layout": {"final_level": 8, "latent_dim": 8, "channel_base": 16, "channel_max": 8, "eval_samples": 8,
                "schedule": {"4": {"previous": "init", "steps": 2, "batch_size": 4},
@@ -24,6 +24,7 @@ TINY = {
                                                 "8": {"previous": "4", "steps": 2, "batch_size": 4}}},
     "image": {"base_channels": 2, "num_upsamplings": 2, "spade_hidden": 4, "critic_channels": 4, "steps": 2,
               "batch_size": 2, "decay_start": 1, "eval_samples": 4},
+    "finetune": {"steps": 2, "batch_size": 2, "eval_every": 1, "eval_samples": 4},
 }
 ENV = dict(os.environ, DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
            GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
@@ -62,11 +63,11 @@ def test_repro_then_nothing_to_do_then_a_palette_sweep_reruns_from_the_palette_o
 
     out = dvc(repo, "repro")
     for stage in ("toy", "prepare", "palette", "layout_init", "layout@4", "layout@8", "layout_eval",
-                  "partial_init", "partial@4", "partial@8", "partial_eval", "image"):
+                  "partial_init", "partial@4", "partial@8", "partial_eval", "image", "finetune", "finetune_partial"):
         assert f"Running stage '{stage}'" in out
     metrics = json.loads((repo / "metrics/palette.json").read_text())
     assert metrics["components"] >= 2  # the toy scene types make palettes multi-modal
-    assert np.load(repo / "outputs/prepared/train/layouts.npy").shape == (200, 16, 32)
+    assert np.load(repo / "outputs/prepared/train/layouts.npy").shape == (200, 8, 16)
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-q", "-m", "lock")
 

@@ -1,0 +1,75 @@
+"""The synthesis chain: palette -> layout generator -> argmax layout -> image generator.
+
+Built from a fine-tuning checkpoint (both networks fine-tuned together) or from the separately
+trained layout and image checkpoints; both generators are in eval mode.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from data.io import load_checkpoint
+from image.train import ImageModel, ImageNetworkConfig, load_image_model
+from layout.layouts import one_hot
+from layout.networks import LayoutGenerator
+from layout.train import NetworkConfig, build_generator, complete, generate, load_generator
+
+
+@dataclass
+class SynthesisChain:
+    layout: LayoutGenerator
+    level: int
+    image: ImageModel
+
+    @classmethod
+    def from_stages(cls, layout_checkpoint: str | Path, image_checkpoint: str | Path, device="cpu") -> "SynthesisChain":
+        layout, level = load_generator(layout_checkpoint, device=device)
+        return cls(layout, level, load_image_model(image_checkpoint, device))
+
+    @classmethod
+    def from_finetune(cls, checkpoint: str | Path, device="cpu") -> "SynthesisChain":
+        state = load_checkpoint(Path(checkpoint), device)
+        layout_state, image_state = state["model"]["layout"], state["model"]["image"]
+        layout = build_generator(NetworkConfig(**layout_state["config"])).to(device)
+        layout.load_state_dict(layout_state["ema"])
+        image = ImageModel.create(ImageNetworkConfig(**image_state["config"]), device=device)
+        image.load_state_dict(image_state)
+        return cls(layout.eval().requires_grad_(False), state["level"], image)
+
+    def __post_init__(self):
+        self.image.generator.eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def render(self, labels: torch.Tensor, styles: torch.Tensor | None = None) -> torch.Tensor:
+        """Images (N×3×H×W in [-1, 1]) of label maps (N×H×W); SEAN also needs N×C×S style codes."""
+        generator = self.image.generator
+        layouts = one_hot(labels, self.image.config.num_classes).to(next(generator.parameters()).device)
+        if self.image.styled:
+            if styles is None:
+                raise ValueError("a SEAN image generator needs style codes (e.g. a style bank's class means)")
+            return generator(layouts, styles.to(layouts))
+        return generator(layouts)
+
+    @torch.no_grad()
+    def sample(self, palettes: np.ndarray, seed: int, styles: torch.Tensor | None = None,
+               batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+        """Label maps (N×H×W) for the palettes (noise from `seed`) and their images."""
+        device = next(self.layout.parameters()).device
+        labels = generate(self.layout, palettes, self.level, seed, "max", batch_size=batch_size, device=device).argmax(1)
+        images = torch.cat([self.render(labels[start:start + batch_size],
+                                        None if styles is None else styles[start:start + batch_size])
+                            for start in range(0, len(labels), batch_size)])
+        return labels, images.cpu()
+
+    @torch.no_grad()
+    def complete(self, labels: torch.Tensor, region: torch.Tensor, seed: int, *, soft_sigma: float, soft_mix: float,
+                 batch_size: int = 32) -> torch.Tensor:
+        """Label maps (N×H×W) with `region` (N×H×W bool) redone by the completor to its own content's
+        proportions (partial editing of real layouts)."""
+        device = next(self.layout.parameters()).device
+        return complete(self.layout, self.level, one_hot(labels, self.layout.num_classes), region,
+                        soft_sigma=soft_sigma, soft_mix=soft_mix, torch_rng=torch.Generator().manual_seed(seed),
+                        batch_size=batch_size, device=device)
