@@ -1,6 +1,7 @@
 """The `finetune` and `finetune_partial` stages on the tiny Cityscapes fixture, and the synthesis chain
 loaded from them or from the separately trained stages."""
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +21,25 @@ TINY_FINETUNE = {"steps": 3, "batch_size": 2, "log_every": 1, "eval_every": 2, "
 TINY = dict(layout=TINY_LAYOUT, partial={**TINY_LAYOUT, "spade_hidden": 4}, image=TINY_IMAGE, finetune=TINY_FINETUNE)
 
 
+@pytest.fixture(scope="session")
+def trained_outputs(tmp_path_factory) -> Path:
+    """Where the first `trained` run leaves its outputs for the others to copy (same params, same bytes)."""
+    return tmp_path_factory.mktemp("trained") / "outputs"
+
+
 @pytest.fixture
-def trained(prepared, monkeypatch, write_params, cityscapes_root):
+def trained(prepared, monkeypatch, write_params, cityscapes_root, trained_outputs):
+    """Tiny layout, completor and image stages, trained once per test session."""
     write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, palette={"max_components": 1},
                  device="cpu", **TINY)
+    if trained_outputs.exists():
+        shutil.copytree(trained_outputs, "outputs", dirs_exist_ok=True)
+        return
     for kind in ("layout", "partial"):
         for command in ("init", "4", "8"):
             run_layout(monkeypatch, command, kind)
     run_stage(image_main)
+    shutil.copytree("outputs", trained_outputs)
 
 
 def run_finetune(monkeypatch, kind):

@@ -25,6 +25,7 @@ TINY = {
     "image": {"base_channels": 2, "num_upsamplings": 2, "spade_hidden": 4, "critic_channels": 4, "steps": 2,
               "batch_size": 2, "decay_start": 1, "eval_samples": 4},
     "finetune": {"steps": 2, "batch_size": 2, "eval_every": 1, "eval_samples": 4},
+    "segment": {"steps": 2, "batch_size": 2, "eval_every": 1},
 }
 ENV = dict(os.environ, DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
            GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
@@ -63,7 +64,8 @@ def test_repro_then_nothing_to_do_then_a_palette_sweep_reruns_from_the_palette_o
 
     out = dvc(repo, "repro")
     for stage in ("toy", "prepare", "palette", "layout_init", "layout@4", "layout@8", "layout_eval",
-                  "partial_init", "partial@4", "partial@8", "partial_eval", "image", "finetune", "finetune_partial"):
+                  "partial_init", "partial@4", "partial@8", "partial_eval", "image", "finetune", "finetune_partial",
+                  "segment@real", "segment@synthetic", "segment@real_synthetic", "segment@real_partial"):
         assert f"Running stage '{stage}'" in out
     metrics = json.loads((repo / "metrics/palette.json").read_text())
     assert metrics["components"] >= 2  # the toy scene types make palettes multi-modal

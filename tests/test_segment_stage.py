@@ -6,7 +6,7 @@ import pytest
 
 from stages.common import run_stage
 from stages.segment import main as segment_main, real_subset
-from test_finetune_stage import TINY, trained  # noqa: F401 (fixture)
+from test_finetune_stage import TINY, trained, trained_outputs  # noqa: F401 (fixtures)
 from test_layout_stages import prepared  # noqa: F401 (fixture)
 
 TINY_SEGMENT = {"steps": 2, "batch_size": 2, "log_every": 1, "eval_every": 1, "checkpoint_every": 1}
