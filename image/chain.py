@@ -54,6 +54,12 @@ class SynthesisChain:
         return generator(layouts)
 
     @torch.no_grad()
+    def layouts(self, palettes: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Label maps (N×H×W) for given palettes (N×C) and noise (N×latent_dim), e.g. interpolated ones."""
+        device = next(self.layout.parameters()).device
+        return self.layout(noise.to(device), palettes.to(device), self.level)[-1].seg.argmax(1).cpu()
+
+    @torch.no_grad()
     def sample(self, palettes: np.ndarray, seed: int, styles: torch.Tensor | None = None,
                batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
         """Label maps (N×H×W) for the palettes (noise from `seed`) and their images."""

@@ -14,7 +14,7 @@ from data.errors import InputError
 from data.io import atomic_output_dir, atomic_write_bytes, atomic_write_json
 from data.labels import LabelSpace
 from data.prepared import open_prepared_split
-from palette.gmm import PaletteGMM, fit_palette_gmm
+from palette.gmm import fit_palette_gmm
 from stages.common import class_id, run_stage
 from stages.params import PaletteParams, Params
 

@@ -165,6 +165,24 @@ class SegmentParams:
 
 
 @dataclass(frozen=True)
+class EvaluateParams:
+    samples: int  # generated pairs per draw
+    repeats: int  # independent draws; metrics are their mean and standard deviation
+    inception_weights: str  # torch-fidelity's Inception weights; empty: torch's hub cache, else no FID/KID
+    kid_subset_size: int
+    fsd_ridge: float  # added to the palette covariances of FSD
+
+
+@dataclass(frozen=True)
+class DemoParams:
+    names: list[str]  # demo@<name> stages: partial_editing, palette_interpolation, latent_interpolation
+    frames: int  # interpolation frames
+    samples: int  # val layouts edited by partial_editing
+    scale: int  # pixels per layout pixel in the pictures
+    fps: int
+
+
+@dataclass(frozen=True)
 class StyleParams:
     splits: list[str]  # prepared splits whose SEAN style codes go into a bank (style@<split>); [] for SPADE
     batch_size: int
@@ -185,6 +203,8 @@ class Params:
     finetune: FinetuneParams
     chain: ChainParams
     segment: SegmentParams
+    evaluate: EvaluateParams
+    demo: DemoParams
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -26,6 +26,8 @@ TINY = {
               "batch_size": 2, "decay_start": 1, "eval_samples": 4},
     "finetune": {"steps": 2, "batch_size": 2, "eval_every": 1, "eval_samples": 4},
     "segment": {"steps": 2, "batch_size": 2, "eval_every": 1},
+    "evaluate": {"samples": 4, "repeats": 1, "kid_subset_size": 2},
+    "demo": {"frames": 3, "samples": 2, "scale": 1},
 }
 ENV = dict(os.environ, DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
            GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
@@ -65,7 +67,9 @@ def test_repro_then_nothing_to_do_then_a_palette_sweep_reruns_from_the_palette_o
     out = dvc(repo, "repro")
     for stage in ("toy", "prepare", "palette", "layout_init", "layout@4", "layout@8", "layout_eval",
                   "partial_init", "partial@4", "partial@8", "partial_eval", "image", "finetune", "finetune_partial",
-                  "segment@real", "segment@synthetic", "segment@real_synthetic", "segment@real_partial"):
+                  "segment@real", "segment@synthetic", "segment@real_synthetic", "segment@real_partial",
+                  "reference", "evaluate", "demo@partial_editing", "demo@palette_interpolation",
+                  "demo@latent_interpolation"):
         assert f"Running stage '{stage}'" in out
     metrics = json.loads((repo / "metrics/palette.json").read_text())
     assert metrics["components"] >= 2  # the toy scene types make palettes multi-modal
@@ -82,3 +86,7 @@ def test_repro_then_nothing_to_do_then_a_palette_sweep_reruns_from_the_palette_o
     assert ran[0] == "palette" and "toy" not in ran and "prepare" not in ran and "image" not in ran
     assert json.loads((repo / "metrics/layout.json").read_text())["level"] == 8
     assert yaml.safe_load((repo / "params.yaml").read_text())["palette"]["max_components"] == 3
+    # The sweep's generation and segmenter metrics against the committed run, side by side.
+    diff = dvc(repo, "metrics", "diff", "--all")
+    for key in ("full_tmae", "finetuned_fsd", "reference_emd", "miou", "palette.json"):
+        assert key in diff

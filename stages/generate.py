@@ -1,0 +1,131 @@
+"""`semantic-palette generate`: scenes from a palette written by class name, or from GMM samples, with
+the pipeline's trained synthesis chain (run `dvc repro` first, in the repository).
+
+    semantic-palette generate --palette "road=0.35,building=0.3,sky=0.15,car=0.05" --count 4 --seed 0
+    semantic-palette generate --from-gmm 8 --seed 1 --out generated/gmm
+
+Classes the palette leaves out are drawn from the GMM conditioned on the given ones (`--fill gmm`, the
+default), or set to zero with the given ones rescaled to sum to 1 (`--fill zero`). Writes, per sample,
+`<k>_layout.png` (colours), `<k>_labels.png` (8-bit label ids, the dataset's ids), `<k>_image.png`,
+and `proportions.csv` (requested and obtained proportions of every class).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from data.errors import InputError
+from data.labels import LabelSpace
+from data.prepared import open_prepared_split
+from image.demos import coloured, proportions_table
+from image.train import to_uint8
+from layout.layouts import one_hot
+from palette.conditional import sample_conditional
+from palette.gmm import PaletteGMM
+from stages.common import load_synthesis_chain, resolve_device
+from stages.params import load_params
+
+GMM = Path("outputs/palette/gmm.npz")
+PREPARED = Path("outputs/prepared/train")
+
+
+def parse_palette(text: str, space: LabelSpace) -> dict[int, float]:
+    """`name=value,...` -> {channel: proportion}; every bad entry is an error naming it."""
+    fixed = {}
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        name, equals, value = entry.rpartition("=")
+        name = name.strip()
+        if not equals or not name:
+            raise InputError(f"palette entry {entry!r} is not name=value (e.g. road=0.35)")
+        if name not in space.class_names:
+            raise InputError(f"unknown class {name!r} in the palette; {space.name} classes: {', '.join(space.class_names)}")
+        try:
+            proportion = float(value)
+        except ValueError:
+            raise InputError(f"{name}={value!r}: the proportion is not a number") from None
+        if not 0 <= proportion <= 1:
+            raise InputError(f"{name}={value}: proportions must lie in [0, 1]")
+        if space.class_id(name) in fixed:
+            raise InputError(f"{name} is given twice in the palette")
+        fixed[space.class_id(name)] = proportion
+    if not fixed:
+        raise InputError("the palette is empty; give name=value pairs, e.g. --palette \"road=0.4,sky=0.2\"")
+    total = sum(fixed.values())
+    if total > 1 + 1e-6:
+        raise InputError(f"the palette's proportions sum to {total:.3f}; they must sum to at most 1")
+    return fixed
+
+
+def requested_palettes(args, space: LabelSpace, gmm: PaletteGMM, rng: np.random.Generator) -> np.ndarray:
+    if args.from_gmm is not None:
+        return gmm.sample(args.from_gmm, rng)[0]
+    fixed = parse_palette(args.palette, space)
+    if args.fill == "gmm":
+        return sample_conditional(gmm, fixed, args.count, rng)
+    palette = np.zeros(space.num_classes, np.float32)
+    for channel, proportion in fixed.items():
+        palette[channel] = proportion
+    if palette.sum() <= 0:
+        raise InputError("with --fill zero the palette needs a positive proportion")
+    return np.repeat((palette / palette.sum())[None], args.count, axis=0)
+
+
+def generate(args) -> None:
+    for path, fix in ((Path("params.yaml"), "run the command in the repository"),
+                      (GMM, "run `dvc repro` first"), (PREPARED / "manifest.json", "run `dvc repro` first")):
+        if not path.is_file():
+            raise InputError(f"{path} not found; {fix}")
+    params = load_params()
+    device = resolve_device(params.device)
+    space = open_prepared_split(PREPARED).label_space
+    chain = load_synthesis_chain(params, "layout", device)
+    if chain.image.styled:
+        raise InputError("the trained image generator is SEAN, which needs style codes; generate works with SPADE scenes")
+    rng = np.random.default_rng(args.seed)
+    requested = requested_palettes(args, space, PaletteGMM.load(GMM), rng)
+    labels, images = chain.sample(requested, seed=args.seed)
+    obtained = one_hot(labels, space.num_classes).mean(dim=(2, 3)).numpy()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    colors = np.asarray(space.colors, np.uint8)
+    for k, (label, image) in enumerate(zip(labels.numpy().astype(np.uint8), to_uint8(images))):
+        Image.fromarray(coloured(label, colors)).save(out / f"{k}_layout.png")
+        Image.fromarray(label).save(out / f"{k}_labels.png")
+        Image.fromarray(image).save(out / f"{k}_image.png")
+    proportions_table(requested, obtained, list(space.class_names), index_name="sample").to_csv(
+        out / "proportions.csv", index=False)
+    print(f"generate: {len(labels)} scenes in {out}/ (chain.finetuned: {params.chain.finetuned})")
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="semantic-palette", description="Semantic Palette pipeline tools")
+    commands = main.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("generate", help="scenes from a named palette or from the palette GMM")
+    source = command.add_mutually_exclusive_group(required=True)
+    source.add_argument("--palette", help='class proportions by name, e.g. "road=0.35,building=0.3,sky=0.15"')
+    source.add_argument("--from-gmm", type=int, metavar="N", help="N palettes sampled from the GMM")
+    command.add_argument("--count", type=int, default=4, help="scenes for --palette (default 4)")
+    command.add_argument("--fill", choices=("gmm", "zero"), default="gmm",
+                         help="unnamed classes: drawn from the GMM given the named ones (default), or zero")
+    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--out", default="generated", help="output folder (default: generated/)")
+    return main
+
+
+def cli(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        if (args.from_gmm if args.from_gmm is not None else args.count) < 1:
+            raise InputError("--count and --from-gmm need at least 1")
+        generate(args)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    cli()
