@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from image.fidelity import ImageFeatures, fid, to_uint8_chw
 from image.losses import VGGPerceptualLoss, critic_hinge, generator_hinge
 from image.networks import MultiscaleDiscriminator
 from image.train import (ImageModel, ImageNetworkConfig, class_mean_colours, evaluate_images,
@@ -138,11 +139,14 @@ def class_colour_distance(labels: torch.Tensor, images: torch.Tensor, class_colo
 @torch.no_grad()
 def evaluate_finetune(model: FinetuneModel, task: GenerationTask | CompletionTask, level: int, labels: np.ndarray,
                       images: np.ndarray, palettes: np.ndarray, *, soft_sigma: float, soft_mix: float, seed: int,
+                      features: ImageFeatures | None = None, real_features: torch.Tensor | None = None,
                       device="cpu") -> dict[str, float]:
     """On real val pairs: the layout proportion error (full generator: argmax layouts for GMM `palettes`;
     completor: bands of the val layouts redone to their own content), and the offline image figures:
     the class colour error of images from real layouts, and for images from generated layouts, how far
-    each class region's mean colour lies from the class's val colour, next to the same for real images."""
+    each class region's mean colour lies from the class's val colour, next to the same for real images.
+    With an Inception feature extractor and the real images' features, also the FID of images from
+    generated layouts and of images from the real layouts."""
     ema, image = model.layout.ema, model.image
     num_classes = model.layout.config.num_classes
     labels_t = torch.from_numpy(np.asarray(labels)).long()
@@ -164,7 +168,14 @@ def evaluate_finetune(model: FinetuneModel, task: GenerationTask | CompletionTas
     image.generator.train()
     class_colours = dataset_class_colours(labels, images, num_classes)
     image_metrics = evaluate_images(image, labels, images, device=device)
-    return {"layout_tmae": proportion_error,
-            "real_layout_colour_error": image_metrics["class_colour_error"],
-            "generated_layout_colour_distance": class_colour_distance(generated, from_generated, class_colours),
-            "real_colour_distance": class_colour_distance(labels_t, real_images, class_colours)}
+    row = {"layout_tmae": proportion_error,
+           "real_layout_colour_error": image_metrics["class_colour_error"],
+           "generated_layout_colour_distance": class_colour_distance(generated, from_generated, class_colours),
+           "real_colour_distance": class_colour_distance(labels_t, real_images, class_colours)}
+    if features is not None:
+        image.generator.eval()
+        from_real = image.generate(one_hot(labels_t, num_classes).to(device), real_images.to(device)).cpu()
+        image.generator.train()
+        row["fid_generated_layouts"] = fid(real_features, features(to_uint8_chw(from_generated)))
+        row["fid_real_layouts"] = fid(real_features, features(to_uint8_chw(from_real)))
+    return row

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from data.errors import InputError
 from data.io import atomic_output_dir, atomic_write_json, load_checkpoint, save_checkpoint
 from data.prepared import open_prepared_split
+from image.fidelity import ImageFeatures, inception_weights, to_uint8_chw
 from image.finetune import DISCRETIZATIONS, FinetuneModel, FinetuneSettings, evaluate_finetune, finetune_step
 from image.losses import load_vgg_loss
 from image.train import load_image_model, to_model_images
@@ -103,10 +104,17 @@ def main(params: Params) -> None:
     val_labels, val_images = np.array(val.layouts[:count]), np.array(val.images[:count])
     eval_palettes = gmm.sample(count, np.random.default_rng([params.seed, 2**31 - 1]))[0]
 
+    weights, source = inception_weights(params.evaluate.inception_weights)
+    features = real_features = None
+    if weights is not None:
+        features = ImageFeatures(weights, device=device)
+        real_features = features(to_uint8_chw(val_images))
+    print(f"{stage}: {source}")
+
     def evaluate(step: int) -> None:
         row = evaluate_finetune(model, task, level, val_labels, val_images, eval_palettes,
                                 soft_sigma=layout_params.soft_sigma, soft_mix=layout_params.soft_mix, seed=params.seed,
-                                device=device)
+                                features=features, real_features=real_features, device=device)
         evaluations.append({"step": step, **row})
         for key, value in row.items():
             writer.add_scalar(f"{stage}/eval/{key}", value, step)

@@ -138,3 +138,15 @@ def test_the_evaluation_reports_the_layout_and_image_figures(kind):
                             "real_colour_distance"}
     assert all(np.isfinite(v) and v >= 0 for v in metrics.values())
     assert model.image.generator.training and model.layout.generator.training
+
+
+def test_with_a_feature_extractor_the_evaluation_adds_fid_of_both_kinds_of_images():
+    import test_evaluate  # noqa: F401 (registers the colour-statistics stand-in for Inception)
+    from image.fidelity import ImageFeatures, to_uint8_chw
+    model = tiny_finetune_model("full")
+    labels, images = data()
+    features = ImageFeatures(None, extractor="colour-statistics", feature="colour")
+    palettes = np.random.default_rng(0).dirichlet(np.ones(C), 6).astype(np.float32)
+    metrics = evaluate_finetune(model, TASKS["full"], LEVEL, labels, images, palettes, soft_sigma=0.7, soft_mix=0.5,
+                                seed=0, features=features, real_features=features(to_uint8_chw(images)))
+    assert metrics["fid_generated_layouts"] > 0 and metrics["fid_real_layouts"] > 0
