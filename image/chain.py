@@ -1,7 +1,9 @@
 """The synthesis chain: palette -> layout generator -> argmax layout -> image generator.
 
 Built from a fine-tuning checkpoint (both networks fine-tuned together) or from the separately
-trained layout and image checkpoints; both generators are in eval mode.
+trained layout and image checkpoints; both generators are in eval mode. A SEAN image generator needs
+style codes: given ones, or codes pooled from `style_images` (real images, picked at random) over the
+generated layout, as fine-tuning does.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ class SynthesisChain:
     layout: LayoutGenerator
     level: int
     image: ImageModel
+    style_images: torch.Tensor | None = None  # N×3×H×W in [-1, 1], for SEAN
 
     @classmethod
     def from_stages(cls, layout_checkpoint: str | Path, image_checkpoint: str | Path, device="cpu") -> "SynthesisChain":
@@ -43,15 +46,19 @@ class SynthesisChain:
         self.image.generator.eval().requires_grad_(False)
 
     @torch.no_grad()
-    def render(self, labels: torch.Tensor, styles: torch.Tensor | None = None) -> torch.Tensor:
-        """Images (N×3×H×W in [-1, 1]) of label maps (N×H×W); SEAN also needs N×C×S style codes."""
+    def render(self, labels: torch.Tensor, styles: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
+        """Images (N×3×H×W in [-1, 1]) of label maps (N×H×W). SEAN takes N×C×S `styles`, or pools them
+        from style images drawn with `seed`."""
         generator = self.image.generator
         layouts = one_hot(labels, self.image.config.num_classes).to(next(generator.parameters()).device)
-        if self.image.styled:
-            if styles is None:
-                raise ValueError("a SEAN image generator needs style codes (e.g. a style bank's class means)")
-            return generator(layouts, styles.to(layouts))
-        return generator(layouts)
+        if not self.image.styled:
+            return generator(layouts)
+        if styles is None:
+            if self.style_images is None:
+                raise ValueError("a SEAN image generator needs style codes or style images")
+            picked = torch.randint(len(self.style_images), (len(labels),), generator=torch.Generator().manual_seed(seed))
+            styles = generator.encode(self.style_images[picked].to(layouts), layouts)
+        return generator(layouts, styles.to(layouts))
 
     @torch.no_grad()
     def layouts(self, palettes: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -60,13 +67,11 @@ class SynthesisChain:
         return self.layout(noise.to(device), palettes.to(device), self.level)[-1].seg.argmax(1).cpu()
 
     @torch.no_grad()
-    def sample(self, palettes: np.ndarray, seed: int, styles: torch.Tensor | None = None,
-               batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, palettes: np.ndarray, seed: int, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
         """Label maps (N×H×W) for the palettes (noise from `seed`) and their images."""
         device = next(self.layout.parameters()).device
         labels = generate(self.layout, palettes, self.level, seed, "max", batch_size=batch_size, device=device).argmax(1)
-        images = torch.cat([self.render(labels[start:start + batch_size],
-                                        None if styles is None else styles[start:start + batch_size])
+        images = torch.cat([self.render(labels[start:start + batch_size], seed=seed + start)
                             for start in range(0, len(labels), batch_size)])
         return labels, images.cpu()
 

@@ -60,7 +60,7 @@ class PartialPairs:
         _, real_labels = self.real.batch(size, rng)
         count, height, width = real_labels.shape
         region = torch.from_numpy(band_masks(count, height, width, self.min_band_fraction, rng))
-        labels = self.chain.complete(real_labels, region, int(rng.integers(2**31)), soft_sigma=self.soft_sigma,
-                                     soft_mix=self.soft_mix).long()
-        images = self.chain.render(labels).cpu()
+        seed = int(rng.integers(2**31))
+        labels = self.chain.complete(real_labels, region, seed, soft_sigma=self.soft_sigma, soft_mix=self.soft_mix).long()
+        images = self.chain.render(labels, seed=seed).cpu()
         return mirror(images, labels, rng) if self.flip else (images, labels)

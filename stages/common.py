@@ -7,12 +7,15 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from data.errors import InputError
 from data.labels import LabelSpace
 from data.io import atomic_write_bytes, load_checkpoint, save_checkpoint
+from data.prepared import open_prepared_split
 from image.chain import SynthesisChain
+from image.train import to_model_images
 from stages.params import Params, load_params
 
 
@@ -99,7 +102,12 @@ def chain_checkpoints(params: Params, kind: str = "layout") -> list[Path]:
 
 
 def load_synthesis_chain(params: Params, kind: str = "layout", device="cpu") -> SynthesisChain:
+    """The chain of `chain_checkpoints`; a SEAN chain takes its styles from the prepared train images."""
     checkpoints = chain_checkpoints(params, kind)
     if params.chain.finetuned:
-        return SynthesisChain.from_finetune(checkpoints[0], device)
-    return SynthesisChain.from_stages(*checkpoints, device)
+        chain = SynthesisChain.from_finetune(checkpoints[0], device)
+    else:
+        chain = SynthesisChain.from_stages(*checkpoints, device)
+    if chain.image.styled:
+        chain.style_images = to_model_images(np.array(open_prepared_split("outputs/prepared/train").images))
+    return chain

@@ -35,7 +35,7 @@ from palette.metrics import proportion_errors
 from segment.metrics import confusion_matrix, iou_scores
 from segment.model import build_segmenter, predict
 from segment.train import evaluate_segmenter
-from stages.common import chain_checkpoints, resolve_device, run_stage
+from stages.common import load_synthesis_chain, resolve_device, run_stage
 from stages.params import ChainParams, Params
 
 PREPARED = Path("outputs/prepared")
@@ -99,7 +99,7 @@ def draw(method: str, chain: SynthesisChain | None, params: Params, rng: np.rand
     labels = chain.complete(real, region, seed, soft_sigma=params.partial.soft_sigma,
                             soft_mix=params.partial.soft_mix).long()
     requested = one_hot(real, chain.layout.num_classes).mean(dim=(2, 3)).numpy()
-    return requested, labels, chain.render(labels).cpu()
+    return requested, labels, chain.render(labels, seed=seed).cpu()
 
 
 def measure(requested: np.ndarray, labels: torch.Tensor, images: torch.Tensor, *, space: LabelSpace,
@@ -160,9 +160,7 @@ def generation(params: Params) -> None:
         if method != "reference":
             kind, finetuned = METHODS[method]
             chain_params = dataclasses.replace(params, chain=ChainParams(finetuned=finetuned))
-            checkpoints = chain_checkpoints(chain_params, kind)
-            chain = (SynthesisChain.from_finetune(checkpoints[0], device) if finetuned
-                     else SynthesisChain.from_stages(*checkpoints, device))
+            chain = load_synthesis_chain(chain_params, kind, device)
         draws = []
         for repeat in range(evaluate.repeats):
             rng = np.random.default_rng([params.seed, 1000 + repeat])

@@ -83,8 +83,6 @@ def generate(args) -> None:
     device = resolve_device(params.device)
     space = open_prepared_split(PREPARED).label_space
     chain = load_synthesis_chain(params, "layout", device)
-    if chain.image.styled:
-        raise InputError("the trained image generator is SEAN, which needs style codes; generate works with SPADE scenes")
     rng = np.random.default_rng(args.seed)
     requested = requested_palettes(args, space, PaletteGMM.load(GMM), rng)
     labels, images = chain.sample(requested, seed=args.seed)

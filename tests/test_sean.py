@@ -131,3 +131,22 @@ def test_a_missing_bank_is_a_clear_error(tmp_path):
     from data.errors import InputError
     with pytest.raises(InputError, match="is not a style bank.*style.splits: \\[train\\]"):
         StyleBank.load(tmp_path)
+
+
+def test_a_sean_chain_styles_generated_layouts_from_real_images():
+    from image.chain import SynthesisChain
+    from layout.train import LayoutModel, NetworkConfig
+    torch.manual_seed(0)
+    layout = LayoutModel.create(NetworkConfig(C, 8, 1, 3, 32, 8, "standard"), 1e-3, (0.0, 0.99))
+    image = ImageModel.create(ImageNetworkConfig(C, 16, 16, 4, 2, 8, critic_channels=4, model="sean", style_dim=S))
+    chain = SynthesisChain(layout.ema, 2, image)
+    palettes = np.full((3, C), 1 / C, np.float32)
+    with pytest.raises(ValueError, match="needs style codes or style images"):
+        chain.sample(palettes, seed=0)
+    chain.style_images = halves()[1].repeat(4, 1, 1, 1)
+    labels, images = chain.sample(palettes, seed=0)
+    assert images.shape == (3, 3, 16, 16)
+    torch.manual_seed(5)  # ACE noise
+    again = chain.render(labels, seed=0)
+    torch.manual_seed(5)
+    assert torch.equal(chain.render(labels, seed=0), again)
