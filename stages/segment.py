@@ -49,7 +49,8 @@ def real_subset(count: int, fraction: float, seed: int) -> np.ndarray:
     return np.sort(order[:max(1, round(fraction * count))])
 
 
-def make_streams(params: Params, mix: str, train, device) -> dict:
+def make_streams(params: Params, mix: str, train, device) -> tuple[dict, int]:
+    """The pair streams of a mix and how many real pairs it may use."""
     segment = params.segment
     rows = real_subset(len(train), segment.real_fraction, params.seed)
     real = RealPairs(np.array(train.layouts)[rows], np.array(train.images)[rows], flip=True)
