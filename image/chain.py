@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from data.io import load_checkpoint
-from image.train import ImageModel, ImageNetworkConfig, load_image_model
+from image.train import ImageModel, load_image_model
 from layout.layouts import one_hot
 from layout.networks import LayoutGenerator
 from layout.train import NetworkConfig, build_generator, complete, generate, load_generator
@@ -38,9 +38,7 @@ class SynthesisChain:
         layout_state, image_state = state["model"]["layout"], state["model"]["image"]
         layout = build_generator(NetworkConfig(**layout_state["config"])).to(device)
         layout.load_state_dict(layout_state["ema"])
-        image = ImageModel.create(ImageNetworkConfig(**image_state["config"]), device=device)
-        image.load_state_dict(image_state)
-        return cls(layout.eval().requires_grad_(False), state["level"], image)
+        return cls(layout.eval().requires_grad_(False), state["level"], ImageModel.from_state_dict(image_state, device))
 
     def __post_init__(self):
         self.image.generator.eval().requires_grad_(False)

@@ -16,7 +16,7 @@ import torch
 from image.fidelity import ImageFeatures, fid, to_uint8_chw
 from image.losses import VGGPerceptualLoss, critic_hinge, generator_hinge
 from image.networks import MultiscaleDiscriminator
-from image.train import (ImageModel, ImageNetworkConfig, class_mean_colours, evaluate_images,
+from image.train import (ImageModel, class_mean_colours, evaluate_images,
                          generator_losses as image_generator_losses, to_model_images)
 from layout.layouts import discretize, one_hot
 from layout.train import (Batch, CompletionTask, GenerationTask, LayoutModel, TrainConfig, complete,
@@ -63,8 +63,7 @@ class FinetuneModel:
                         device="cpu") -> "FinetuneModel":
         """A saved fine-tuning state; the layout optimizers take `layout_lr`, the others keep theirs."""
         layout = LayoutModel.from_state_dict(state["layout"], layout_lr, layout_betas, device)
-        image = ImageModel.create(ImageNetworkConfig(**state["image"]["config"]), device=device)
-        image.load_state_dict(state["image"])
+        image = ImageModel.from_state_dict(state["image"], device)
         model = cls.create(layout, image, d_lr=0.0, betas=(0.0, 0.0), device=device)
         model.image_critic.load_state_dict(state["image_critic"])
         model.image_critic_optimizer.load_state_dict(state["image_critic_optimizer"])

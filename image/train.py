@@ -79,6 +79,13 @@ class ImageModel:
                 "discriminator": self.discriminator.state_dict(), "g_optimizer": self.g_optimizer.state_dict(),
                 "d_optimizer": self.d_optimizer.state_dict()}
 
+    @classmethod
+    def from_state_dict(cls, state: dict, device="cpu") -> "ImageModel":
+        """The networks and optimizers a `state_dict()` saved, rebuilt from its config."""
+        model = cls.create(ImageNetworkConfig(**state["config"]), device=device)
+        model.load_state_dict(state)
+        return model
+
     def load_state_dict(self, state: dict) -> None:
         for name in ("generator", "discriminator", "g_optimizer", "d_optimizer"):
             getattr(self, name).load_state_dict(state[name])
@@ -127,10 +134,7 @@ def train_step(model: ImageModel, layouts: torch.Tensor, images: torch.Tensor, *
 
 def load_image_model(path: str | Path, device="cpu") -> ImageModel:
     """The generator, critic and optimizer states of an `image` stage checkpoint."""
-    state = load_checkpoint(Path(path), device)["model"]
-    model = ImageModel.create(ImageNetworkConfig(**state["config"]), device=device)
-    model.load_state_dict(state)
-    return model
+    return ImageModel.from_state_dict(load_checkpoint(Path(path), device)["model"], device)
 
 
 def to_model_images(images: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ from palette.gmm import PaletteGMM
 from stages.common import run_stage
 from stages.demo import main as demo_main
 from stages.generate import cli, parse_palette
-from test_finetune_stage import TINY, trained, trained_outputs  # noqa: F401 (fixtures)
+from test_finetune_stage import trained, trained_outputs, write_tiny  # noqa: F401 (fixtures)
 from test_layout_stages import prepared  # noqa: F401 (fixture)
 
 CITYSCAPES = label_space("cityscapes")
@@ -57,9 +57,8 @@ def test_conditional_palettes_keep_the_named_classes_and_fill_the_rest_from_the_
 
 
 @pytest.fixture
-def pipeline(trained, write_params, cityscapes_root):
-    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, palette={"max_components": 1},
-                 device="cpu", chain={"finetuned": False}, demo=TINY_DEMO, **TINY)
+def pipeline(trained, write_tiny):
+    write_tiny(chain={"finetuned": False}, demo=TINY_DEMO)
 
 
 def run_demo(monkeypatch, name):

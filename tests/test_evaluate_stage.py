@@ -10,7 +10,7 @@ from stages.common import run_stage
 from stages.evaluate import SUMMARY, main as evaluate_main
 from stages.finetune import main as finetune_main
 from stages.segment import main as segment_main
-from test_finetune_stage import TINY, trained, trained_outputs  # noqa: F401 (fixtures)
+from test_finetune_stage import trained, trained_outputs, write_tiny  # noqa: F401 (fixtures)
 from test_layout_stages import prepared  # noqa: F401 (fixture)
 from test_segment_stage import TINY_SEGMENT
 
@@ -18,10 +18,9 @@ TINY_EVALUATE = {"samples": 4, "repeats": 2, "kid_subset_size": 2}
 
 
 @pytest.fixture
-def everything(trained, monkeypatch, write_params, cityscapes_root, tmp_path):
+def everything(trained, monkeypatch, write_tiny, tmp_path):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # no cached Inception weights
-    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, palette={"max_components": 1},
-                 device="cpu", segment=TINY_SEGMENT, evaluate=TINY_EVALUATE, **TINY)
+    write_tiny(segment=TINY_SEGMENT, evaluate=TINY_EVALUATE)
     for module, arguments in ((finetune_main, ["layout"]), (finetune_main, ["partial"]), (segment_main, ["real"]),
                               (segment_main, ["synthetic"])):
         monkeypatch.setattr("sys.argv", ["stage", *arguments])

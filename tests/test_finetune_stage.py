@@ -28,10 +28,19 @@ def trained_outputs(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def trained(prepared, monkeypatch, write_params, cityscapes_root, trained_outputs):
+def write_tiny(write_params, cityscapes_root):
+    """`write(**sections)`: params.yaml for the tiny Cityscapes fixture with the TINY networks, sections
+    updated by `sections` (a section given replaces TINY's)."""
+    def write(**sections):
+        return write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16},
+                            palette={"max_components": 1}, device="cpu", **{**TINY, **sections})
+    return write
+
+
+@pytest.fixture
+def trained(prepared, monkeypatch, write_tiny, trained_outputs):
     """Tiny layout, completor and image stages, trained once per test session."""
-    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, palette={"max_components": 1},
-                 device="cpu", **TINY)
+    write_tiny()
     if trained_outputs.exists():
         shutil.copytree(trained_outputs, "outputs", dirs_exist_ok=True)
         return
@@ -73,13 +82,12 @@ def test_a_killed_fine_tuning_resumes(trained, monkeypatch, capsys, kill_after_c
     assert [row.split("\t")[0] for row in evaluations[1:]] == ["0", "2", "3"]
 
 
-def test_the_chain_takes_fine_tuned_or_separate_networks_as_params_say(trained, monkeypatch, write_params, cityscapes_root):
+def test_the_chain_takes_fine_tuned_or_separate_networks_as_params_say(trained, monkeypatch, write_tiny):
     with pytest.raises(InputError, match="outputs/finetune/checkpoint.pt not found; run `dvc repro finetune`"):
         load_synthesis_chain(load_params())
     run_finetune(monkeypatch, "layout")
     fine_tuned = load_synthesis_chain(load_params())
-    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, palette={"max_components": 1},
-                 device="cpu", chain={"finetuned": False}, **TINY)
+    write_tiny(chain={"finetuned": False})
     separate = load_synthesis_chain(load_params())
     palettes = np.full((3, 35), 1 / 35, np.float32)
     for chain in (fine_tuned, separate):
@@ -90,10 +98,8 @@ def test_the_chain_takes_fine_tuned_or_separate_networks_as_params_say(trained, 
     assert not fine_tuned.image.generator.training and not fine_tuned.layout.training
 
 
-def test_fine_tuning_needs_layouts_at_the_image_size(trained, monkeypatch, write_params, cityscapes_root, capsys):
-    small = {**TINY_LAYOUT, "final_level": 4, "schedule": {"4": TINY_LAYOUT["schedule"]["4"]}}
-    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, device="cpu",
-                 **{**TINY, "layout": small})
+def test_fine_tuning_needs_layouts_at_the_image_size(trained, monkeypatch, write_tiny, capsys):
+    write_tiny(layout={**TINY_LAYOUT, "final_level": 4, "schedule": {"4": TINY_LAYOUT["schedule"]["4"]}})
     with pytest.raises(SystemExit):
         run_finetune(monkeypatch, "layout")
     assert "layout.final_level = 4 but the images are 8 pixels high" in capsys.readouterr().err

@@ -6,16 +6,15 @@ import pytest
 
 from stages.common import run_stage
 from stages.segment import main as segment_main, real_subset
-from test_finetune_stage import TINY, trained, trained_outputs  # noqa: F401 (fixtures)
+from test_finetune_stage import trained, trained_outputs, write_tiny  # noqa: F401 (fixtures)
 from test_layout_stages import prepared  # noqa: F401 (fixture)
 
 TINY_SEGMENT = {"steps": 2, "batch_size": 2, "log_every": 1, "eval_every": 1, "checkpoint_every": 1}
 
 
 @pytest.fixture
-def separate_chain(trained, write_params, cityscapes_root):
-    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, palette={"max_components": 1},
-                 device="cpu", chain={"finetuned": False}, segment=TINY_SEGMENT, **TINY)
+def separate_chain(trained, write_tiny):
+    write_tiny(chain={"finetuned": False}, segment=TINY_SEGMENT)
 
 
 def run_segment(monkeypatch, mix):
@@ -60,10 +59,8 @@ def test_the_real_fraction_picks_a_seeded_subset():
 
 @pytest.mark.parametrize("segment, expected", [({"real_fraction": 0}, "segment.real_fraction = 0"),
                                               ({"backbone": "vgg"}, "segment.backbone = 'vgg'")])
-def test_bad_segment_params_stop_with_one_line(separate_chain, write_params, cityscapes_root, monkeypatch, capsys,
-                                               segment, expected):
-    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, device="cpu",
-                 chain={"finetuned": False}, segment={**TINY_SEGMENT, **segment}, **TINY)
+def test_bad_segment_params_stop_with_one_line(separate_chain, write_tiny, monkeypatch, capsys, segment, expected):
+    write_tiny(chain={"finetuned": False}, segment={**TINY_SEGMENT, **segment})
     with pytest.raises(SystemExit):
         run_segment(monkeypatch, "real")
     assert expected in capsys.readouterr().err
