@@ -82,3 +82,16 @@ class SynthesisChain:
         return complete(self.layout, self.level, one_hot(labels, self.layout.num_classes), region,
                         soft_sigma=soft_sigma, soft_mix=soft_mix, torch_rng=torch.Generator().manual_seed(seed),
                         batch_size=batch_size, device=device)
+
+    @torch.no_grad()
+    def add_content(self, labels: torch.Tensor, targets: torch.Tensor, noise: torch.Tensor, *, soft_sigma: float,
+                    soft_mix: float, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+        """The completor on whole real layouts (N×H×W), asked only for what the `targets` palettes (N×C)
+        have in excess of each layout's own (the authors' face editing), with the given noise
+        (N×latent_dim). Returns the label maps and the new content (the argmax of the completor's C + 1
+        distribution: C where the input is kept)."""
+        device = next(self.layout.parameters()).device
+        nothing_masked = torch.zeros(labels.shape, dtype=torch.bool)
+        return complete(self.layout, self.level, one_hot(labels, self.layout.num_classes), nothing_masked,
+                        soft_sigma=soft_sigma, soft_mix=soft_mix, torch_rng=torch.Generator(), batch_size=batch_size,
+                        device=device, palette_mode="add", targets=targets, noise=noise, with_added=True)

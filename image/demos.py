@@ -36,12 +36,14 @@ def enlarge(image: np.ndarray, scale: int) -> np.ndarray:
 
 
 def bar_chart(requested: np.ndarray, obtained: np.ndarray, names: list[str], colors: np.ndarray, *, width: int,
-              height: int, top: int = 8) -> np.ndarray:
-    """Requested (grey) and obtained (orange) proportions of the `top` classes most requested, each pair
-    labelled by a swatch of the class colour; the scale is shared by all frames (0 to 1 is the height)."""
+              height: int, top: int = 8, classes: np.ndarray | None = None, ceiling: float = 1.0) -> np.ndarray:
+    """Requested (grey) and obtained (orange) proportions of the `top` classes most requested (or of
+    `classes`, to keep the same bars in every frame), each pair labelled by a swatch of the class colour;
+    the scale is shared by all frames (0 to `ceiling` is the height)."""
     canvas = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
-    chosen = np.argsort(-requested)[:top]
+    chosen = np.argsort(-requested)[:top] if classes is None else classes
+    requested, obtained = np.minimum(requested / ceiling, 1), np.minimum(obtained / ceiling, 1)
     slot = width / len(chosen)
     base = height - 14
     for i, c in enumerate(chosen):

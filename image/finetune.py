@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from data.training import SINGLE, Distributed, autocast
 from image.fidelity import ImageFeatures, fid, to_uint8_chw
 from image.losses import VGGPerceptualLoss, critic_hinge, generator_hinge
 from image.networks import MultiscaleDiscriminator
@@ -72,9 +73,11 @@ class FinetuneModel:
 
 def finetune_step(model: FinetuneModel, level: int, batch: Batch, z: torch.Tensor, images: torch.Tensor,
                   layout_config: TrainConfig, settings: FinetuneSettings, torch_rng: torch.Generator,
-                  perceptual: VGGPerceptualLoss | None = None) -> dict[str, float]:
+                  perceptual: VGGPerceptualLoss | None = None, *, dist: Distributed = SINGLE,
+                  precision: str = "fp32") -> dict[str, float]:
     """One step of both generators, then one of the three critics, on a batch of real layouts (`batch`)
-    and their images (B×3×H×W in [-1, 1]); the critics judge the fakes made before the update."""
+    and their images (B×3×H×W in [-1, 1]), this process's rows under several processes; the critics
+    judge the fakes made before the update."""
     layout, image, d2 = model.layout, model.image, model.image_critic
     critics = (layout.discriminator, image.discriminator, d2)
     train_layout = not settings.freeze_layout
@@ -83,20 +86,23 @@ def finetune_step(model: FinetuneModel, level: int, batch: Batch, z: torch.Tenso
     for critic in critics:
         critic.requires_grad_(False)
     losses = {}
-    with torch.set_grad_enabled(train_layout):
-        fake_layouts, adversarial, regularizers, _ = layout_generator_losses(layout, batch, z, level, None, layout_config)
-    if train_layout:
-        losses.update(layout_adversarial=adversarial, layout_regularization=regularizers)
-    images_from_fake = image.generate(discretize(fake_layouts, settings.discretization), images)
-    losses["d2_g_hinge"] = settings.d2_weight * generator_hinge(d2(images_from_fake))
-    images_from_real, image_losses = image_generator_losses(
-        image, batch.real, images, feature_matching_weight=settings.feature_matching_weight, perceptual=perceptual,
-        perceptual_weight=settings.perceptual_weight)
-    losses.update(image_losses)
+    with autocast(images.device, precision):
+        with torch.set_grad_enabled(train_layout):
+            fake_layouts, adversarial, regularizers, _ = layout_generator_losses(layout, batch, z, level, None, layout_config)
+        if train_layout:
+            losses.update(layout_adversarial=adversarial, layout_regularization=regularizers)
+        images_from_fake = image.generate(discretize(fake_layouts.float(), settings.discretization), images)
+        losses["d2_g_hinge"] = settings.d2_weight * generator_hinge(d2(images_from_fake))
+        images_from_real, image_losses = image_generator_losses(
+            image, batch.real, images, feature_matching_weight=settings.feature_matching_weight, perceptual=perceptual,
+            perceptual_weight=settings.perceptual_weight)
+        losses.update(image_losses)
+    dist.check_finite(losses)
     optimizers = [image.g_optimizer] + ([layout.g_optimizer] if train_layout else [])
     for optimizer in optimizers:
         optimizer.zero_grad(set_to_none=True)
     sum(losses.values()).backward()
+    dist.average_gradients(image.generator, layout.generator)
     for optimizer in optimizers:
         optimizer.step()
     if train_layout:
@@ -104,22 +110,25 @@ def finetune_step(model: FinetuneModel, level: int, batch: Batch, z: torch.Tenso
 
     for critic in critics:
         critic.requires_grad_(True)
-    critic_losses = {
-        "d_hinge": critic_hinge(image.discriminator(images, batch.real),
-                                image.discriminator(images_from_real.detach(), batch.real)),
-        "d2_hinge": critic_hinge(d2(images), d2(images_from_fake.detach())),
-    }
+    with autocast(images.device, precision):
+        critic_losses = {
+            "d_hinge": critic_hinge(image.discriminator(images, batch.real),
+                                    image.discriminator(images_from_real.detach(), batch.real)),
+            "d2_hinge": critic_hinge(d2(images), d2(images_from_fake.detach())),
+        }
     optimizers = [image.d_optimizer, model.image_critic_optimizer]
     if train_layout:
-        critic_losses["layout_critic"] = layout_critic_loss(layout, batch, fake_layouts.detach(), level, None,
-                                                            layout_config.gp_weight, torch_rng)[0]
+        critic_losses["layout_critic"] = layout_critic_loss(layout, batch, fake_layouts.detach().float(), level, None,
+                                                            layout_config.gp_weight, torch_rng, dist, precision)[0]
         optimizers.append(layout.d_optimizer)
+    dist.check_finite(critic_losses)
     for optimizer in optimizers:
         optimizer.zero_grad(set_to_none=True)
     sum(critic_losses.values()).backward()
+    dist.average_gradients(*critics)
     for optimizer in optimizers:
         optimizer.step()
-    return {name: value.item() for name, value in {**losses, **critic_losses}.items()}
+    return dist.mean({name: value.item() for name, value in {**losses, **critic_losses}.items()})
 
 
 def dataset_class_colours(labels: np.ndarray, images: np.ndarray, num_classes: int) -> torch.Tensor:

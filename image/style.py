@@ -33,13 +33,19 @@ class StyleBank:
         sums = (self.codes * self.present[..., None]).sum(axis=0)
         return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
 
-    def random_styles(self, rng: np.random.Generator) -> np.ndarray:
-        """C×S: each class's code from a random image containing it (the class mean where none does)."""
+    def random_styles(self, rng: np.random.Generator, together: tuple[tuple[int, int], ...] = ()) -> np.ndarray:
+        """C×S: each class's code from a random image containing it (the class mean where none does).
+        Each pair of classes in `together` (e.g. the two eyes) comes from one image containing both."""
         styles = self.means.copy()
         for c in range(len(self.class_names)):
             rows = np.flatnonzero(self.present[:, c])
             if len(rows):
                 styles[c] = self.codes[rng.choice(rows), c]
+        for a, b in together:
+            rows = np.flatnonzero(self.present[:, a] & self.present[:, b])
+            if len(rows):
+                row = rng.choice(rows)
+                styles[[a, b]] = self.codes[row, [a, b]]
         return styles
 
     def save(self, folder: Path) -> None:

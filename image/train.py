@@ -10,6 +10,7 @@ import torch
 import numpy as np
 
 from data.io import load_checkpoint
+from data.training import SINGLE, Distributed, autocast
 from image.losses import (VGGPerceptualLoss, critic_hinge, feature_matching, generator_hinge, hinge_fake,
                          hinge_real)
 from image.networks import MultiscaleDiscriminator, SEANGenerator, SPADEGenerator
@@ -113,23 +114,30 @@ def generator_losses(model: ImageModel, layouts: torch.Tensor, images: torch.Ten
     return fake, losses
 
 
-def train_step(model: ImageModel, layouts: torch.Tensor, images: torch.Tensor, **loss_settings) -> dict[str, float]:
+def train_step(model: ImageModel, layouts: torch.Tensor, images: torch.Tensor, *, dist: Distributed = SINGLE,
+               precision: str = "fp32", **loss_settings) -> dict[str, float]:
     """One generator step and one critic step on a batch of layouts (B×C×H×W) and images (B×3×H×W in
-    [-1, 1]); `loss_settings` go to `generator_losses`. The critic judges the fake made before the
-    generator's update (as the authors)."""
+    [-1, 1]), this process's rows of the global batch under several processes; `loss_settings` go to
+    `generator_losses`. The critic judges the fake made before the generator's update (as the authors)."""
     D = model.discriminator
     D.requires_grad_(False)
-    fake, losses = generator_losses(model, layouts, images, **loss_settings)
+    with autocast(layouts.device, precision):
+        fake, losses = generator_losses(model, layouts, images, **loss_settings)
+    dist.check_finite(losses)
     model.g_optimizer.zero_grad(set_to_none=True)
     sum(losses.values()).backward()
+    dist.average_gradients(model.generator)
     model.g_optimizer.step()
 
     D.requires_grad_(True)
-    losses["d_hinge"] = critic_hinge(D(images, layouts), D(fake.detach(), layouts))
+    with autocast(layouts.device, precision):
+        losses["d_hinge"] = critic_hinge(D(images, layouts), D(fake.detach(), layouts))
+    dist.check_finite({"d_hinge": losses["d_hinge"]})
     model.d_optimizer.zero_grad(set_to_none=True)
     losses["d_hinge"].backward()
+    dist.average_gradients(D)
     model.d_optimizer.step()
-    return {name: value.item() for name, value in losses.items()}
+    return dist.mean({name: value.item() for name, value in losses.items()})
 
 
 def load_image_model(path: str | Path, device="cpu") -> ImageModel:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from data.training import SINGLE, Distributed
 from layout.networks import LayoutOutput
 
 REGULARIZERS = ("entropy", "spread", "recover")
@@ -40,10 +41,18 @@ def merged_entropy(out: LayoutOutput) -> torch.Tensor:
 def novelty(out: LayoutOutput, source: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     """Mean overlap, inside the edited region, between the output and the one-hot source layout: in
     [0, 1], lower when the edit differs from what was there (the authors' 1/MSE was unbounded and
-    counted pixels outside the edit)."""
+    counted pixels outside the edit).
+
+    A layout with no masked pixel (mask `none`: the completor sees the whole layout and adds content) is
+    edited where the completor puts new content, i.e. where the argmax of its (C+1) distribution is not
+    "keep" (the authors' `--s_scalnovelty`): new hair painted over old hair changes nothing."""
     size = out.seg.shape[-2:]
     source = F.interpolate(source, size=size, mode="nearest-exact")
     inside = F.interpolate(region[:, None].float(), size=size, mode="nearest-exact")[:, 0]
+    unmasked = ~region.flatten(1).any(dim=1)
+    if unmasked.any():
+        added = (out.raw.argmax(dim=1) != out.raw.shape[1] - 1).to(inside.dtype)
+        inside = torch.where(unmasked[:, None, None], added, inside)
     overlap = (out.seg * source).sum(dim=1)
     return (overlap * inside).sum() / inside.sum().clamp(min=1)
 
@@ -82,9 +91,11 @@ def regularization(outputs: list[LayoutOutput], palette: torch.Tensor, terms: li
     return total, logged
 
 
-def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Mean of (‖∇D(x̂)‖ - 1)² at random interpolates of real and fake (WGAN-GP)."""
-    u = torch.rand(len(real), 1, 1, 1, generator=generator).to(real.device)
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None,
+                     dist: Distributed = SINGLE) -> torch.Tensor:
+    """Mean of (‖∇D(x̂)‖ - 1)² at random interpolates of real and fake (WGAN-GP). Under several processes
+    the weights are drawn for the global batch and each process keeps its rows."""
+    u = dist.shard(torch.rand(len(real) * dist.world_size, 1, 1, 1, generator=generator)).to(real.device)
     mixed = (u * real + (1 - u) * fake).requires_grad_(True)
     (gradients,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
     return (gradients.flatten(1).norm(dim=1) - 1).pow(2).mean()

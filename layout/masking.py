@@ -5,7 +5,9 @@ import numpy as np
 import torch
 
 
-MASKS = ("band", "classes")
+# band: a vertical band; classes: the pixels of some classes; none: no pixel is masked, the completor
+# sees the whole real layout and only adds content (the authors' CelebA `--s_switch_cond`, with `add`).
+MASKS = ("band", "classes", "none")
 PALETTE_MODES = ("real", "add")
 
 

@@ -18,6 +18,7 @@ from torchvision.utils import make_grid
 from tqdm import tqdm
 
 from data.io import load_checkpoint
+from data.training import SINGLE, Distributed, autocast, full_precision, stop_if_diverged
 from layout.layouts import discretize, one_hot, soften
 from layout.losses import COMPLETION_LOSS_TERMS, LOSS_TERMS, check_loss_terms, gradient_penalty, regularization
 from layout.masking import band_masks, class_masks, completion_inputs, region_proportions
@@ -78,8 +79,10 @@ class CompletionTask:
         if self.mask == "band":
             count, height, width = labels.shape
             region = band_masks(count, height, width, self.min_band_fraction, rng)
-        else:
+        elif self.mask == "classes":
             region = class_masks(labels.cpu().numpy(), list(self.mask_class_ids))
+        else:  # none: the whole layout is kept as input; the completor only adds content
+            region = np.zeros(labels.shape, dtype=bool)
         return torch.from_numpy(region).to(labels.device)
 
     def make_batch(self, labels: torch.Tensor, real: torch.Tensor, palette: torch.Tensor, rng) -> Batch:
@@ -183,10 +186,11 @@ def step_generators(seed: int, level: int, step: int) -> tuple[np.random.Generat
 
 def sample_batch(reals: torch.Tensor, sample_palettes: Callable[[int, np.random.Generator], np.ndarray],
                  task: GenerationTask | CompletionTask, config: TrainConfig, num_classes: int, latent_dim: int,
-                 rng: np.random.Generator, torch_rng: torch.Generator, device,
-                 images: torch.Tensor | None = None) -> tuple[torch.Tensor, Batch, torch.Tensor, torch.Tensor | None]:
+                 rng: np.random.Generator, torch_rng: torch.Generator, device, images: torch.Tensor | None = None,
+                 dist: Distributed = SINGLE) -> tuple[torch.Tensor, Batch, torch.Tensor, torch.Tensor | None]:
     """Fresh GMM palettes, random real layouts (mirrored half the time) and noise: the real label ids
-    (B×h×w), the task's batch, z, and the real layouts' images (B×3×h×w) when `images` are given."""
+    (B×h×w), the task's batch, z, and the real layouts' images (B×3×h×w) when `images` are given. The
+    global batch is drawn, then this process's rows of it are kept."""
     palette = torch.from_numpy(sample_palettes(config.batch_size, rng)).to(device)
     chosen_rows = rng.integers(0, len(reals), config.batch_size)
     chosen = reals[chosen_rows]
@@ -200,7 +204,9 @@ def sample_batch(reals: torch.Tensor, sample_palettes: Callable[[int, np.random.
     real = soften(one_hot(chosen, num_classes), config.soft_sigma, config.soft_mix)
     batch = task.make_batch(chosen, real, palette, rng)
     z = torch.randn(config.batch_size, latent_dim, generator=torch_rng).to(device)
-    return chosen, batch, z, None if chosen_images is None else chosen_images.to(device)
+    batch = Batch(**{field.name: dist.shard(getattr(batch, field.name)) for field in dataclasses.fields(batch)})
+    chosen_images = None if chosen_images is None else chosen_images.to(device)
+    return dist.shard(chosen), batch, dist.shard(z), dist.shard(chosen_images)
 
 
 def generator_losses(model: LayoutModel, batch: Batch, z: torch.Tensor, level: int, alpha: float | None,
@@ -216,11 +222,15 @@ def generator_losses(model: LayoutModel, batch: Batch, z: torch.Tensor, level: i
 
 
 def critic_loss(model: LayoutModel, batch: Batch, fake: torch.Tensor, level: int, alpha: float | None,
-                gp_weight: float, torch_rng: torch.Generator) -> tuple[torch.Tensor, ...]:
-    """WGAN-GP: D(fake) - D(real) + gp_weight · penalty; returns the loss, D(real), D(fake), the penalty."""
-    D = model.discriminator
-    d_real, d_fake = D(batch.real, level, alpha).mean(), D(fake, level, alpha).mean()
-    penalty = gradient_penalty(lambda x: D(x, level, alpha), batch.real, fake, generator=torch_rng)
+                gp_weight: float, torch_rng: torch.Generator, dist: Distributed = SINGLE,
+                precision: str = "fp32") -> tuple[torch.Tensor, ...]:
+    """WGAN-GP: D(fake) - D(real) + gp_weight · penalty; returns the loss, D(real), D(fake), the penalty
+    (computed in fp32: its double backward is the most sensitive to rounding)."""
+    D, device = model.discriminator, fake.device
+    with autocast(device, precision):
+        d_real, d_fake = D(batch.real, level, alpha).float().mean(), D(fake, level, alpha).float().mean()
+    with full_precision(device):
+        penalty = gradient_penalty(lambda x: D(x, level, alpha), batch.real, fake, generator=torch_rng, dist=dist)
     return d_fake - d_real + gp_weight * penalty, d_real, d_fake, penalty
 
 
@@ -238,10 +248,13 @@ def train_level(
     writer: SummaryWriter | None = None,
     colors: np.ndarray | None = None,
     device="cpu",
+    dist: Distributed = SINGLE,
+    precision: str = "fp32",
 ) -> list[dict]:
     """Trains `level` on `real_layouts` (N×h×w label ids at this level's size) for fade + stabilise
     phases, starting at `start_step`; `task` says what the generator is asked (whole layouts, or
-    completions). Returns the logged rows (one dict every `log_every` steps)."""
+    completions). Returns the logged rows (one dict every `log_every` steps). Under several processes
+    (`dist`) each trains on its rows of every batch and only the main one logs and checkpoints."""
     check_loss_terms(list(config.loss_terms), task.loss_terms)
     D = model.discriminator
     num_classes = model.config.num_classes
@@ -251,38 +264,48 @@ def train_level(
     reals = torch.from_numpy(np.ascontiguousarray(real_layouts))
 
     progress = tqdm(range(start_step, total_steps), initial=start_step, total=total_steps,
-                    desc=f"layout {level_height(level)}px", unit="step")
+                    desc=f"layout {level_height(level)}px", unit="step", disable=not dist.main)
+    last_checkpoint = start_step
     for step in progress:
         phase = phases[step // config.steps]
         alpha = (step % config.steps) / config.steps if phase == "fade" else None
         rng, torch_rng = step_generators(config.seed, level, step)
 
         chosen, batch, z, _ = sample_batch(reals, sample_palettes, task, config, num_classes, model.config.latent_dim,
-                                        rng, torch_rng, device)
+                                           rng, torch_rng, device, dist=dist)
 
         # Generator step; the critic's weights need no gradients here.
         D.requires_grad_(False)
-        fake, g_adversarial, g_regularization, scales = generator_losses(model, batch, z, level, alpha, config)
+        with autocast(device, precision):
+            fake, g_adversarial, g_regularization, scales = generator_losses(model, batch, z, level, alpha, config)
+        with stop_if_diverged(step + 1, last_checkpoint):
+            dist.check_finite({"g_adversarial": g_adversarial, "g_regularization": g_regularization})
         model.g_optimizer.zero_grad(set_to_none=True)
         (g_adversarial + g_regularization).backward()
+        dist.average_gradients(model.generator)
         model.g_optimizer.step()
         model.update_ema(config.ema_decay)
 
         # Critic step, on the fake batch made before the generator's update (as the authors).
         D.requires_grad_(True)
-        fake = fake.detach()
-        d_loss, d_real, d_fake, penalty = critic_loss(model, batch, fake, level, alpha, config.gp_weight, torch_rng)
+        fake = fake.detach().float()
+        d_loss, d_real, d_fake, penalty = critic_loss(model, batch, fake, level, alpha, config.gp_weight, torch_rng,
+                                                      dist, precision)
+        with stop_if_diverged(step + 1, last_checkpoint):
+            dist.check_finite({"d_loss": d_loss})
         model.d_optimizer.zero_grad(set_to_none=True)
         d_loss.backward()
+        dist.average_gradients(D)
         model.d_optimizer.step()
 
         if (step + 1) % config.log_every == 0 or step + 1 == total_steps:
             requested = batch.requested.cpu().numpy()
             obtained = task.obtained(one_hot(fake.argmax(1), num_classes), batch).detach().cpu().numpy()
             row = {"step": step + 1, "phase": phase, "alpha": 1.0 if alpha is None else alpha,
-                   "g_adversarial": g_adversarial.item(), "g_regularization": g_regularization.item(),
-                   "d_loss": d_loss.item(), "wasserstein": (d_real - d_fake).item(), "gradient_penalty": penalty.item(),
-                   **scales, "batch_tmae": proportion_errors(requested, obtained)["tmae"]}
+                   **dist.mean({"g_adversarial": g_adversarial.item(), "g_regularization": g_regularization.item(),
+                                "d_loss": d_loss.item(), "wasserstein": (d_real - d_fake).item(),
+                                "gradient_penalty": penalty.item(), **scales,
+                                "batch_tmae": proportion_errors(requested, obtained)["tmae"]})}
             history.append(row)
             progress.set_postfix(d=f"{row['d_loss']:.2f}", tmae=f"{row['batch_tmae']:.4f}")
             if writer is not None:
@@ -292,8 +315,10 @@ def train_level(
         if writer is not None and colors is not None and ((step + 1) % config.image_every == 0 or step + 1 == total_steps):
             writer.add_image("layout/generated", layout_grid(fake.argmax(1), colors), step + 1)
             writer.add_image("layout/real", layout_grid(chosen, colors), step + 1)
-        if checkpoint is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == total_steps):
-            checkpoint(step + 1, history)
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == total_steps:
+            if checkpoint is not None and dist.main:
+                checkpoint(step + 1, history)
+            last_checkpoint = step + 1
     return history
 
 
@@ -336,18 +361,42 @@ def evaluate_proportions(generators: dict[str, LayoutGenerator], level: int, pal
 @torch.no_grad()
 def evaluate_completion(generators: dict[str, LayoutGenerator], level: int, labels: np.ndarray, task: CompletionTask,
                         *, soft_sigma: float, soft_mix: float, seed: int, batch_size: int = 64, device="cpu") -> dict[str, float]:
-    """Completions of real layouts in random regions (real-content palettes): the share of pixels outside
-    the region whose class is unchanged, and the proportion errors inside it. The reference fills the
-    region with another image's content, i.e. what ignoring the palette would score."""
+    """Completions of real layouts in the task's regions: the share of pixels outside the region whose
+    class is unchanged, and the proportion errors of what was asked (`band_*`).
+
+    `real` palettes: the errors of the region's content (relative to its area) against the region's
+    real content; the reference fills the region with another image's content, i.e. what ignoring the
+    palette would score. `add` palettes: each layout is asked for what another val layout has in excess
+    of its own palette (a real composition as the target, as GMM palettes are in training); the errors
+    are those of the added content (the argmax of the completor's C + 1 distribution, as image shares)
+    against the requested additions, the reference is another layout's request, and `<name>_kept` (the
+    share of pixels the completor keeps) compares with `requested_kept`."""
     rng, torch_rng = np.random.default_rng([seed, 2**31 - 2]), torch.Generator().manual_seed(seed)
     labels = torch.from_numpy(np.asarray(labels)).long()
     num_classes = next(iter(generators.values())).num_classes
+    source = one_hot(labels, num_classes)
+    metrics = {}
+    if task.palette_mode == "add":
+        region = task.regions(labels, rng)
+        targets = source.roll(1, dims=0).mean(dim=(2, 3))
+        _, palette = completion_inputs(source, source, region, "add", targets)
+        requested = palette[:, :num_classes]
+        for name, generator in generators.items():
+            predicted, added = complete(generator, level, source, region, soft_sigma=soft_sigma, soft_mix=soft_mix,
+                                        torch_rng=torch_rng, batch_size=batch_size, device=device,
+                                        palette_mode="add", targets=targets, with_added=True)
+            metrics[f"{name}_outside_unchanged"] = (predicted == labels)[~region].float().mean().item()
+            metrics[f"{name}_kept"] = (added == num_classes).float().mean().item()
+            obtained = one_hot(added, num_classes + 1)[:, :num_classes].mean(dim=(2, 3))
+            metrics.update({f"{name}_band_{k}": v for k, v in proportion_errors(requested.numpy(), obtained.numpy()).items()})
+        reference = requested.roll(1, dims=0)
+        metrics["requested_kept"] = palette[:, num_classes].mean().item()
+        metrics.update({f"reference_band_{k}": v for k, v in proportion_errors(requested.numpy(), reference.numpy()).items()})
+        return metrics
     task = dataclasses.replace(task, palette_mode="real")
     region = task.regions(labels, rng)
-    source = one_hot(labels, num_classes)
     requested = region_proportions(source, region)
     reference = region_proportions(source.roll(1, dims=0), region)
-    metrics = {}
     for name, generator in generators.items():
         predicted = complete(generator, level, source, region, soft_sigma=soft_sigma, soft_mix=soft_mix,
                              torch_rng=torch_rng, batch_size=batch_size, device=device)
@@ -360,17 +409,24 @@ def evaluate_completion(generators: dict[str, LayoutGenerator], level: int, labe
 
 @torch.no_grad()
 def complete(generator: LayoutGenerator, level: int, source: torch.Tensor, region: torch.Tensor, *, soft_sigma: float,
-             soft_mix: float, torch_rng: torch.Generator, batch_size: int = 64, device="cpu") -> torch.Tensor:
-    """Label ids (B×H×W) of one-hot real layouts `source` with `region` redone to its own content's
-    proportions, in eval mode."""
+             soft_mix: float, torch_rng: torch.Generator, batch_size: int = 64, device="cpu", palette_mode: str = "real",
+             targets: torch.Tensor | None = None, noise: torch.Tensor | None = None,
+             with_added: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Label ids (B×H×W) of one-hot real layouts `source` with `region` redone, in eval mode: to its own
+    content's proportions (`palette_mode` real), or adding what the `targets` palettes (B×C) have in
+    excess of each layout's own (add). `noise` (B×latent_dim) replaces the draws from `torch_rng`, e.g.
+    one noise for every frame of an edit. With `with_added`, also the argmax of the completor's C + 1
+    distribution: the class of the new content at each pixel, C where the input is kept."""
     training = generator.training
     generator.eval()
-    predictions = []
+    predictions, added = [], []
     for start in range(0, len(source), batch_size):
         part = slice(start, start + batch_size)
-        condition, palette = completion_inputs(source[part], soften(source[part], soft_sigma, soft_mix), region[part], "real")
-        z = torch.randn(len(palette), generator.latent_dim, generator=torch_rng)
-        seg = generator(z.to(device), palette.to(device), level, condition=condition.to(device))[-1].seg
-        predictions.append(seg.argmax(1).cpu())
+        condition, palette = completion_inputs(source[part], soften(source[part], soft_sigma, soft_mix), region[part],
+                                               palette_mode, None if targets is None else targets[part])
+        z = torch.randn(len(palette), generator.latent_dim, generator=torch_rng) if noise is None else noise[part]
+        out = generator(z.to(device), palette.to(device), level, condition=condition.to(device))[-1]
+        predictions.append(out.seg.argmax(1).cpu())
+        added.append(out.raw.argmax(1).cpu())
     generator.train(training)
-    return torch.cat(predictions)
+    return (torch.cat(predictions), torch.cat(added)) if with_added else torch.cat(predictions)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from data.training import SINGLE, Distributed, autocast, stop_if_diverged
 from image.train import to_model_images
 from segment.metrics import confusion_matrix, iou_scores
 from segment.model import predict, segmenter_loss
@@ -57,13 +58,17 @@ def evaluate_segmenter(model: nn.Module, labels: np.ndarray, images: np.ndarray,
 def train_segmenter(model: nn.Module, optimizer: torch.optim.Optimizer, streams: dict[str, PairStream],
                     config: SegmentConfig, *, evaluate: Callable[[int], None], start_step: int = 0,
                     history: list[dict] | None = None, checkpoint: Callable[[int, list[dict]], None] | None = None,
-                    device="cpu", description: str = "segment") -> list[dict]:
+                    device="cpu", description: str = "segment", dist: Distributed = SINGLE,
+                    precision: str = "fp32") -> list[dict]:
     """Trains from `start_step` to `config.steps`; `evaluate(step)` is called every `eval_every` steps and
-    at the end. Randomness comes from (seed, step), so a resumed run draws the batches it would have."""
+    at the end. Randomness comes from (seed, step), so a resumed run draws the batches it would have.
+    Under several processes every one draws the global batches and trains on its rows; only the main
+    one evaluates and checkpoints."""
     history = list(history or [])
     model.train()
     progress = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, desc=description,
-                    unit="step")
+                    unit="step", disable=not dist.main)
+    last_checkpoint = start_step
     for step in progress:
         rng = np.random.default_rng([config.seed, step])
         for group in optimizer.param_groups:
@@ -72,19 +77,27 @@ def train_segmenter(model: nn.Module, optimizer: torch.optim.Optimizer, streams:
         losses = {}
         for name, stream in streams.items():
             images, labels = stream.batch(config.batch_size, rng)
-            loss = segmenter_loss(model, images.to(device), labels.to(device), config.aux_weight)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite {name} loss at step {step + 1}")
+            with autocast(device, precision):
+                loss = segmenter_loss(model, dist.shard(images).to(device), dist.shard(labels).to(device),
+                                      config.aux_weight)
+            with stop_if_diverged(step + 1, last_checkpoint):
+                dist.check_finite({name: loss})
             loss.backward()  # the streams' gradients add up: equal weights, as the authors
             losses[f"{name}_loss"] = loss.item()
+        dist.average_gradients(model)
         optimizer.step()
+        losses = dist.mean(losses)
 
         done = step + 1
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            last_checkpoint = done
+        if not dist.main:
+            continue
         if done % config.log_every == 0 or done == config.steps:
             history.append({"step": done, "lr": poly_learning_rate(config, step), **losses})
             progress.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
         if done % config.eval_every == 0 or done == config.steps:
             evaluate(done)
-        if checkpoint is not None and (done % config.checkpoint_every == 0 or done == config.steps):
+        if checkpoint is not None and done == last_checkpoint:
             checkpoint(done, history)
     return history

@@ -14,6 +14,7 @@ from data.errors import InputError
 from data.labels import LabelSpace
 from data.io import atomic_write_bytes, load_checkpoint, save_checkpoint
 from data.prepared import open_prepared_split
+from data.training import Distributed, TrainingDiverged, start_processes, stop_processes
 from image.chain import SynthesisChain
 from image.train import to_model_images
 from stages.params import Params, load_params
@@ -22,9 +23,11 @@ from stages.params import Params, load_params
 def run_stage(main: Callable[[Params], None]) -> None:
     try:
         main(load_params())
-    except InputError as error:
+    except (InputError, TrainingDiverged) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+    finally:
+        stop_processes()
 
 
 def class_id(space: LabelSpace, name: str, key: str) -> int:
@@ -45,6 +48,19 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device = {name!r} but CUDA is not available here; use auto or cpu")
     return device
+
+
+def start_training(params: Params, *batch_sizes: int) -> tuple[Distributed, torch.device]:
+    """This process's place among the `processes` that the stage's command started (torchrun; one by
+    default) and its device. Every process trains on an equal share of each batch."""
+    dist, device = start_processes(resolve_device(params.device))
+    for size in batch_sizes:
+        if size % dist.world_size:
+            raise InputError(f"batch size {size} does not split over processes = {dist.world_size}; "
+                             f"use batch sizes divisible by the process count")
+    if params.precision == "bf16" and device.type != "cuda" and dist.main:
+        print("precision = bf16 is used on GPUs only; this CPU run trains in fp32")
+    return dist, device
 
 
 class ResumeFile:

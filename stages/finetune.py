@@ -20,6 +20,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from data.errors import InputError
+from data.training import stop_if_diverged
 from data.io import atomic_output_dir, atomic_write_json, load_checkpoint, save_checkpoint
 from data.prepared import open_prepared_split
 from image.fidelity import ImageFeatures, inception_weights, to_uint8_chw
@@ -29,7 +30,7 @@ from image.train import load_image_model, to_model_images
 from layout.networks import level_of_height
 from layout.train import LayoutModel, sample_batch, step_generators
 from palette.gmm import PaletteGMM
-from stages.common import ResumeFile, resolve_device, run_stage, write_tsv
+from stages.common import ResumeFile, run_stage, start_training, write_tsv
 from stages.image import sample_grid
 from stages.layout import GMM, PREPARED, check_params as check_layout_params, layouts_at, make_task, section, train_config
 from stages.params import Params
@@ -58,7 +59,7 @@ def main(params: Params) -> None:
         raise InputError(f"usage: python -m stages.finetune layout|partial (got {kind!r})")
     check_params(params, kind)
     stage, finetune, layout_params, image_params = STAGES[kind], params.finetune, section(params, kind), params.image
-    device = resolve_device(params.device)
+    dist, device = start_training(params, finetune.batch_size)
     height = layout_params.final_level
     level, aspect = level_of_height(height), params.data.width // params.data.height
     layout_checkpoint, image_checkpoint = Path(f"outputs/{kind}/{height}/checkpoint.pt"), Path("outputs/image/checkpoint.pt")
@@ -73,10 +74,10 @@ def main(params: Params) -> None:
                                 feature_matching_weight=image_params.feature_matching_weight,
                                 perceptual_weight=image_params.perceptual_weight)
     perceptual = load_vgg_loss(image_params.vgg_weights)
-    if perceptual is None:
-        print(f"{stage}: perceptual loss off (image.vgg_weights is empty; nothing is downloaded)")
-    else:
+    if perceptual is not None:
         perceptual = perceptual.to(device)
+    elif dist.main:
+        print(f"{stage}: perceptual loss off (image.vgg_weights is empty; nothing is downloaded)")
     betas = (layout_params.beta1, layout_params.beta2)
 
     resume_file = ResumeFile(Path(f"outputs/{stage}_resume.pt"),
@@ -88,7 +89,8 @@ def main(params: Params) -> None:
     if state is not None:
         model = FinetuneModel.from_state_dict(state["model"], layout_lr=finetune.layout_lr, layout_betas=betas, device=device)
         start, history, evaluations = state["step"], state["history"], state["evaluations"]
-        print(f"{stage}: resuming at step {start}")
+        if dist.main:
+            print(f"{stage}: resuming at step {start}")
     else:
         torch.manual_seed(params.seed)
         layout = LayoutModel.from_state_dict(load_checkpoint(layout_checkpoint, device)["model"], finetune.layout_lr,
@@ -96,6 +98,8 @@ def main(params: Params) -> None:
         model = FinetuneModel.create(layout, load_image_model(image_checkpoint, device), d_lr=image_params.d_lr,
                                      betas=(image_params.beta1, image_params.beta2), device=device)
         start, history, evaluations = 0, [], []
+    dist.prepare(model.layout.generator, model.layout.discriminator, model.image.generator, model.image.discriminator,
+                 model.image_critic)
 
     train, val = open_prepared_split(PREPARED / "train"), open_prepared_split(PREPARED / "val")
     space, gmm = train.label_space, PaletteGMM.load(GMM)
@@ -106,10 +110,11 @@ def main(params: Params) -> None:
 
     weights, source = inception_weights(params.evaluate.inception_weights)
     features = real_features = None
-    if weights is not None:
+    if weights is not None and dist.main:
         features = ImageFeatures(weights, device=device)
         real_features = features(to_uint8_chw(val_images))
-    print(f"{stage}: {source}")
+    if dist.main:
+        print(f"{stage}: {source}")
 
     def evaluate(step: int) -> None:
         row = evaluate_finetune(model, task, level, val_labels, val_images, eval_palettes,
@@ -122,19 +127,27 @@ def main(params: Params) -> None:
     reals = torch.from_numpy(layouts_at("train", height, aspect))
     images = to_model_images(np.array(train.images))
     colors = np.asarray(space.colors, dtype=np.uint8)
-    writer = SummaryWriter(f"logs/{stage}", purge_step=start or None)
-    if start == 0:
+    writer = SummaryWriter(f"logs/{stage}", purge_step=start or None) if dist.main else None
+    if start == 0 and dist.main:
         evaluate(0)
-    progress = tqdm(range(start, finetune.steps), initial=start, total=finetune.steps, desc=stage, unit="step")
+    progress = tqdm(range(start, finetune.steps), initial=start, total=finetune.steps, desc=stage, unit="step",
+                    disable=not dist.main)
+    last_checkpoint = start
     for step in progress:
         # Streams apart from the layout stage's (seeded by level and step): other batches than its own.
         rng, torch_rng = step_generators(params.seed, 1000 + level, step)
         _, batch, z, batch_images = sample_batch(reals, lambda n, r: gmm.sample(n, r)[0], task, layout_config,
                                                  space.num_classes, model.layout.config.latent_dim, rng, torch_rng,
-                                                 device, images=images)
-        losses = finetune_step(model, level, batch, z, batch_images, layout_config, settings, torch_rng, perceptual)
+                                                 device, images=images, dist=dist)
+        with stop_if_diverged(step + 1, last_checkpoint):
+            losses = finetune_step(model, level, batch, z, batch_images, layout_config, settings, torch_rng, perceptual,
+                                   dist=dist, precision=params.precision)
 
         done = step + 1
+        if done % finetune.checkpoint_every == 0 or done == finetune.steps:
+            last_checkpoint = done
+        if not dist.main:
+            continue
         if done % finetune.log_every == 0 or done == finetune.steps:
             history.append({"step": done, **losses})
             progress.set_postfix(d2=f"{losses['d2_hinge']:.2f}", d=f"{losses['d_hinge']:.2f}")
@@ -145,8 +158,10 @@ def main(params: Params) -> None:
         if done % finetune.image_every == 0 and done < finetune.steps:
             writer.add_image(f"{stage}/layout_real_generated", sample_grid(model.image, val_labels[:8], val_images[:8], colors),
                              done, dataformats="HWC")
-        if done % finetune.checkpoint_every == 0 or done == finetune.steps:
+        if done == last_checkpoint:
             resume_file.save({"model": model.state_dict(), "step": done, "history": history, "evaluations": evaluations})
+    if not dist.main:
+        return
     writer.close()
 
     first, last = evaluations[0], evaluations[-1]

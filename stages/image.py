@@ -19,10 +19,11 @@ from tqdm import tqdm
 from data.errors import InputError
 from data.io import atomic_output_dir, atomic_write_json, save_checkpoint
 from data.prepared import open_prepared_split
+from data.training import stop_if_diverged
 from image.losses import load_vgg_loss
 from image.train import ImageModel, ImageNetworkConfig, evaluate_images, to_model_images, to_uint8, train_step
 from layout.layouts import one_hot
-from stages.common import ResumeFile, resolve_device, run_stage, write_tsv
+from stages.common import ResumeFile, run_stage, start_training, write_tsv
 from stages.params import Params
 
 PREPARED = Path("outputs/prepared")
@@ -72,16 +73,17 @@ def sample_grid(model: ImageModel, labels: np.ndarray, images: np.ndarray, color
 
 def main(params: Params) -> None:
     check_params(params)
-    image_params, device = params.image, resolve_device(params.device)
+    image_params = params.image
+    dist, device = start_training(params, image_params.batch_size)
     train, val = open_prepared_split(PREPARED / "train"), open_prepared_split(PREPARED / "val")
     space = train.label_space
     colors = np.asarray(space.colors, dtype=np.uint8)
     config = image_config(params, space.num_classes)
     perceptual = load_vgg_loss(image_params.vgg_weights)
-    if perceptual is None:
-        print("image: perceptual loss off (image.vgg_weights is empty; nothing is downloaded)")
-    else:
+    if perceptual is not None:
         perceptual = perceptual.to(device)
+    elif dist.main:
+        print("image: perceptual loss off (image.vgg_weights is empty; nothing is downloaded)")
 
     torch.manual_seed(params.seed)
     betas = (image_params.beta1, image_params.beta2)
@@ -94,13 +96,17 @@ def main(params: Params) -> None:
     if state is not None:
         model.load_state_dict(state["model"])
         start, history = state["step"], state["history"]
-        print(f"image: resuming at step {start}")
+        if dist.main:
+            print(f"image: resuming at step {start}")
+    dist.prepare(model.generator, model.discriminator)
 
     shown_labels, shown_images = np.array(val.layouts[:SAMPLES_SHOWN]), np.array(val.images[:SAMPLES_SHOWN])
     labels = torch.from_numpy(np.array(train.layouts)).long()
     images = to_model_images(np.array(train.images))
-    writer = SummaryWriter("logs/image", purge_step=start or None)
-    progress = tqdm(range(start, image_params.steps), initial=start, total=image_params.steps, desc="image", unit="step")
+    writer = SummaryWriter("logs/image", purge_step=start or None) if dist.main else None
+    progress = tqdm(range(start, image_params.steps), initial=start, total=image_params.steps, desc="image", unit="step",
+                    disable=not dist.main)
+    last_checkpoint = start
     for step in progress:
         rng = np.random.default_rng([params.seed, step])
         chosen = torch.from_numpy(rng.integers(0, len(labels), image_params.batch_size))
@@ -111,11 +117,17 @@ def main(params: Params) -> None:
             batch_images = torch.where(mirror[:, None, None, None], batch_images.flip(-1), batch_images)
         decay = min(1.0, (image_params.steps - step) / max(image_params.steps - image_params.decay_start, 1))
         model.set_learning_rate_scale(decay, image_params.g_lr, image_params.d_lr)
-        losses = train_step(model, one_hot(batch_labels, space.num_classes).to(device), batch_images.to(device),
-                            feature_matching_weight=image_params.feature_matching_weight, perceptual=perceptual,
-                            perceptual_weight=image_params.perceptual_weight)
+        with stop_if_diverged(step + 1, last_checkpoint):
+            losses = train_step(model, one_hot(dist.shard(batch_labels), space.num_classes).to(device),
+                                dist.shard(batch_images).to(device), dist=dist, precision=params.precision,
+                                feature_matching_weight=image_params.feature_matching_weight, perceptual=perceptual,
+                                perceptual_weight=image_params.perceptual_weight)
 
         done = step + 1
+        if done % image_params.checkpoint_every == 0 or done == image_params.steps:
+            last_checkpoint = done
+        if not dist.main:
+            continue
         if done % image_params.log_every == 0 or done == image_params.steps:
             history.append({"step": done, **losses})
             progress.set_postfix(d=f"{losses['d_hinge']:.2f}", g=f"{losses['g_hinge']:.2f}")
@@ -124,8 +136,10 @@ def main(params: Params) -> None:
         if done % image_params.image_every == 0 and done < image_params.steps:
             writer.add_image("image/layout_real_generated", sample_grid(model, shown_labels, shown_images, colors),
                              done, dataformats="HWC")
-        if done % image_params.checkpoint_every == 0 or done == image_params.steps:
+        if done == last_checkpoint:
             resume_file.save({"model": model.state_dict(), "step": done, "history": history})
+    if not dist.main:
+        return
     grid = sample_grid(model, shown_labels, shown_images, colors)
     writer.add_image("image/layout_real_generated", grid, image_params.steps, dataformats="HWC")
     writer.close()

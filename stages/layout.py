@@ -29,7 +29,7 @@ from layout.networks import level_of_height
 from layout.train import (CompletionTask, GenerationTask, LayoutModel, NetworkConfig, TrainConfig,
                           evaluate_completion, evaluate_proportions, train_level)
 from palette.gmm import PaletteGMM
-from stages.common import ResumeFile, class_id, resolve_device, run_stage, write_tsv
+from stages.common import ResumeFile, class_id, resolve_device, run_stage, start_training, write_tsv
 from stages.params import LayoutParams, Params
 
 KINDS = ("layout", "partial")
@@ -80,6 +80,9 @@ def check_params(params: Params, kind: str = "layout") -> int:
             raise InputError(f"partial.mask must be one of {MASKS} and partial.palette_mode one of {PALETTE_MODES}")
         if layout.mask == "classes" and not layout.mask_classes:
             raise InputError("partial.mask = classes needs partial.mask_classes (class names)")
+        if layout.mask == "none" and (layout.mask_classes or layout.palette_mode != "add"):
+            raise InputError("partial.mask = none masks no pixel, so it needs partial.palette_mode: add (the "
+                             "completor only adds content) and partial.mask_classes: []")
         if layout.spade_hidden < 1:
             raise InputError(f"partial.spade_hidden = {layout.spade_hidden}; it must be at least 1")
     return data.width // data.height
@@ -165,8 +168,8 @@ def train(params: Params, kind: str, height: int) -> None:
     layout = section(params, kind)
     if str(height) not in layout.schedule:
         raise InputError(f"level {height} is not in {kind}.schedule ({', '.join(layout.schedule)})")
-    device = resolve_device(params.device)
     level, config = level_of_height(height), train_config(params, kind, height)
+    dist, device = start_training(params, config.batch_size)
     betas = (layout.beta1, layout.beta2)
     previous = Path(f"outputs/{kind}") / layout.schedule[str(height)].previous / "checkpoint.pt"
     if not previous.is_file():
@@ -181,7 +184,8 @@ def train(params: Params, kind: str, height: int) -> None:
     if resume is not None:
         model = LayoutModel.from_state_dict(resume["model"], layout.lr, betas, device)
         start_step, history = resume["step"], resume["history"]
-        print(f"{kind}@{height}: resuming at step {start_step}")
+        if dist.main:
+            print(f"{kind}@{height}: resuming at step {start_step}")
     else:
         model = LayoutModel.from_state_dict(load_checkpoint(previous, device)["model"], layout.lr, betas, device)
         start_step, history = 0, []
@@ -189,13 +193,16 @@ def train(params: Params, kind: str, height: int) -> None:
     def checkpoint(step: int, rows: list[dict]) -> None:
         resume_file.save({"model": model.state_dict(), "step": step, "history": rows})
 
+    dist.prepare(model.generator, model.discriminator)
     gmm = PaletteGMM.load(GMM)
-    writer = SummaryWriter(f"logs/{kind}/{height}", purge_step=start_step or None)
+    writer = SummaryWriter(f"logs/{kind}/{height}", purge_step=start_step or None) if dist.main else None
     history = train_level(
         model, level, layouts_at("train", height, aspect), lambda n, rng: gmm.sample(n, rng)[0], config, task=task,
         start_step=start_step, history=history, checkpoint=checkpoint, writer=writer,
-        colors=np.asarray(space.colors, dtype=np.uint8), device=device,
+        colors=np.asarray(space.colors, dtype=np.uint8), device=device, dist=dist, precision=params.precision,
     )
+    if not dist.main:
+        return
     writer.close()
 
     metrics = evaluate(params, kind, model, height, aspect, task, device)

@@ -90,7 +90,7 @@ class LayoutParams:
 class PartialParams(LayoutParams):
     """The completor: the layout synthesizer's settings plus what is masked and how it is asked for."""
 
-    mask: Literal["band", "classes"]  # a vertical band, or the pixels of `mask_classes`
+    mask: Literal["band", "classes", "none"]  # a vertical band, the pixels of `mask_classes`, or nothing (add only)
     min_band_fraction: float  # narrowest band, as a fraction of the width
     mask_classes: list[str]
     palette_mode: Literal["real", "add"]  # the region's real content, or what a GMM palette adds (face editing)
@@ -180,6 +180,8 @@ class DemoParams:
     samples: int  # val layouts edited by partial_editing
     scale: int  # pixels per layout pixel in the pictures
     fps: int
+    face_modes: list[str]  # face_editing@<mode> stages (faces pipeline): face, earrings, skin, nose, hat, ...
+    face_tries: int  # val faces tried, in a seeded order, before a mode whose precondition none meets gives up
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,8 @@ class StyleParams:
 class Params:
     seed: int
     device: str
+    processes: int
+    precision: Literal["fp32", "bf16"]
     data: DataParams
     toy: ToyParams
     prepare: PrepareParams

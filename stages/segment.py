@@ -24,7 +24,7 @@ from palette.gmm import PaletteGMM
 from segment.data import PartialPairs, RealPairs, SyntheticPairs
 from segment.model import build_segmenter
 from segment.train import SegmentConfig, evaluate_segmenter, make_optimizer, train_segmenter
-from stages.common import ResumeFile, chain_checkpoints, load_synthesis_chain, resolve_device, run_stage, write_tsv
+from stages.common import ResumeFile, chain_checkpoints, load_synthesis_chain, run_stage, start_training, write_tsv
 from stages.params import Params
 
 MIXES = ("real", "synthetic", "real_synthetic", "real_partial")
@@ -77,7 +77,8 @@ def main(params: Params) -> None:
     if mix not in MIXES:
         raise InputError(f"usage: python -m stages.segment {'|'.join(MIXES)} (got {mix!r})")
     check_params(params)
-    segment, device = params.segment, resolve_device(params.device)
+    segment = params.segment
+    dist, device = start_training(params, segment.batch_size)
     train, val = open_prepared_split(PREPARED / "train"), open_prepared_split(PREPARED / "val")
     space = train.label_space
     streams, real_count = make_streams(params, mix, train, device)
@@ -86,7 +87,7 @@ def main(params: Params) -> None:
                            poly_power=segment.poly_power, aux_weight=segment.aux_weight, seed=params.seed,
                            log_every=segment.log_every, eval_every=segment.eval_every,
                            checkpoint_every=segment.checkpoint_every)
-    if not segment.backbone_weights:
+    if not segment.backbone_weights and dist.main:
         print(f"segment@{mix}: {segment.backbone} backbone from scratch (segment.backbone_weights is empty)")
 
     torch.manual_seed(params.seed)
@@ -109,7 +110,9 @@ def main(params: Params) -> None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start, history, evaluations = state["step"], state["history"], state["evaluations"]
-        print(f"segment@{mix}: resuming at step {start}")
+        if dist.main:
+            print(f"segment@{mix}: resuming at step {start}")
+    dist.prepare(model)
 
     val_labels, val_images = np.array(val.layouts), np.array(val.images)
     scores = {}
@@ -124,7 +127,10 @@ def main(params: Params) -> None:
                           "history": rows, "evaluations": evaluations})
 
     history = train_segmenter(model, optimizer, streams, config, evaluate=evaluate, start_step=start, history=history,
-                              checkpoint=checkpoint, device=device, description=f"segment@{mix}")
+                              checkpoint=checkpoint, device=device, description=f"segment@{mix}", dist=dist,
+                              precision=params.precision)
+    if not dist.main:
+        return
     if not scores:  # resumed after the last step's checkpoint: score the final weights
         evaluate(config.steps)
     metrics = flat_metrics(scores, space.class_names)

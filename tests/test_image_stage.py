@@ -5,7 +5,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+import image.train
 from stages.common import run_stage
 from stages.image import main as image_main
 from stages.prepare import main as prepare_main
@@ -42,6 +44,30 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(prepared, kill_after_chec
     run_stage(image_main)
     assert "image: resuming at step 1" in capsys.readouterr().out
     assert Path("outputs/image/checkpoint.pt").is_file()
+
+
+def test_a_non_finite_loss_stops_the_stage_and_keeps_the_last_good_checkpoint(cityscapes_root, write_params,
+                                                                            monkeypatch, capsys):
+    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16},
+                 image={**TINY_IMAGE, "steps": 4, "checkpoint_every": 2}, device="cpu")
+    run_stage(prepare_main)
+    real_losses, calls = image.train.generator_losses, []
+
+    def diverging_at_step_3(*args, **kwargs):
+        fake, losses = real_losses(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 3:
+            losses["g_hinge"] = losses["g_hinge"] * float("nan")
+        return fake, losses
+
+    monkeypatch.setattr(image.train, "generator_losses", diverging_at_step_3)
+    with pytest.raises(SystemExit):
+        run_stage(image_main)
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert errors == ["error: non-finite g_hinge loss at step 3; training stopped before that step and the checkpoint "
+                      "of step 2 is kept (lower the learning rate or check the data, then re-run)"]
+    assert torch.load("outputs/image_resume.pt", weights_only=True)["step"] == 2
+    assert not Path("outputs/image").exists() and not Path("metrics/image.json").exists()
 
 
 @pytest.mark.parametrize("image, expected", [

@@ -1,0 +1,79 @@
+"""Data-parallel training under torchrun (gloo, 2 CPU processes): every trainer's weights after its steps
+are identical on both processes and equal, to float tolerance, to one process on the whole batch."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from data.training import Distributed, TrainingDiverged, autocast, stop_if_diverged
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAINERS = ("layout", "partial", "spade", "sean", "finetune", "segment")
+# The segmenter is deep and its batch-norm statistics come from 2-4 images, so rounding grows most there.
+TOLERANCE = {"segment": 1e-4}
+
+
+def run_steps(out: Path, processes: int) -> None:
+    out.mkdir()
+    launcher = [sys.executable] if processes == 1 else [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([*launcher, str(ROOT / "tests/distributed_steps.py"), str(out)], env=env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    root = tmp_path_factory.mktemp("distributed")
+    run_steps(root / "one", 1)
+    run_steps(root / "two", 2)
+    return root
+
+
+@pytest.mark.parametrize("trainer", TRAINERS)
+def test_two_processes_train_like_one_process_on_the_whole_batch(weights, trainer):
+    single = torch.load(weights / f"one/{trainer}_0.pt")
+    ranks = [torch.load(weights / f"two/{trainer}_{rank}.pt") for rank in (0, 1)]
+    for network, state in single.items():
+        for key, value in state.items():
+            assert torch.equal(ranks[0][network][key], ranks[1][network][key]), f"{network}.{key} differs between ranks"
+            if value.is_floating_point():
+                difference = (ranks[0][network][key] - value).abs().max().item()
+                assert difference <= TOLERANCE.get(trainer, 1e-5), f"{network}.{key}: {difference}"
+
+
+def test_the_training_stages_run_under_torchrun_with_the_process_count_param():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name in ("layout", "partial", "image", "finetune", "finetune_partial", "segment"):
+        command = stages[name]["do"]["cmd"] if "do" in stages[name] else stages[name]["cmd"]
+        assert command.startswith("torchrun --standalone --nproc-per-node ${processes} -m stages."), name
+        parameters = stages[name]["do"]["params"] if "do" in stages[name] else stages[name]["params"]
+        assert {"processes", "precision"} <= set(parameters), name
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_refused():
+    with pytest.raises(ValueError, match="a batch of 5 does not split over 2 processes"):
+        Distributed(rank=1, world_size=2).shard(torch.zeros(5))
+    assert Distributed(rank=1, world_size=2).shard(torch.arange(4)).tolist() == [2, 3]
+
+
+def test_a_non_finite_loss_names_the_step_and_the_kept_checkpoint():
+    with pytest.raises(TrainingDiverged) as caught:
+        with stop_if_diverged(step=37, last_checkpoint=25):
+            Distributed().check_finite({"g_hinge": torch.tensor(1.0), "d_hinge": torch.tensor(float("nan"))})
+    assert str(caught.value).startswith("non-finite d_hinge loss at step 37; training stopped before that step and "
+                                        "the checkpoint of step 25 is kept")
+
+
+def test_bf16_autocast_is_used_on_gpus_only():
+    convolution = torch.nn.Conv2d(2, 2, 3)
+    with autocast("cpu", "bf16"):
+        assert convolution(torch.zeros(1, 2, 4, 4)).dtype == torch.float32
+    if torch.cuda.is_available():
+        with autocast("cuda", "bf16"):
+            assert convolution.cuda()(torch.zeros(1, 2, 4, 4, device="cuda")).dtype == torch.bfloat16
