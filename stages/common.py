@@ -64,10 +64,12 @@ def start_training(params: Params, *batch_sizes: int) -> tuple[Distributed, torc
 
 
 class ResumeFile:
-    """The resume state of a training stage: a `persist` output that a killed run continues from.
+    """The resume state of a training stage, which a killed run continues from.
 
-    A state is resumed only if its fingerprint (the run's settings, starting files and code) matches;
-    a completed run leaves a marker instead, so that a forced or changed rerun trains again.
+    A state is resumed only if its fingerprint (the run's settings, starting files and code) matches.
+    A completed run deletes it, so that a forced rerun trains again. It is not a DVC output: a declared
+    one (even `persist`) that is missing makes DVC rerun the stage, and it is missing wherever DVC checks
+    the outputs out from its cache (`dvc exp run --queue`, a fresh clone after `dvc pull`).
     """
 
     def __init__(self, path: Path, settings: dict, inputs: list[Path], code: list[Path]):
@@ -86,7 +88,7 @@ class ResumeFile:
         save_checkpoint(self.path, {**state, "fingerprint": self.fingerprint})
 
     def complete(self) -> None:
-        save_checkpoint(self.path, {"completed": self.fingerprint})
+        self.path.unlink(missing_ok=True)
 
 
 def write_tsv(path: Path, rows: list[dict]) -> None:

@@ -47,13 +47,27 @@ def test_two_processes_train_like_one_process_on_the_whole_batch(weights, traine
                 assert difference <= TOLERANCE.get(trainer, 1e-5), f"{network}.{key}: {difference}"
 
 
-def test_the_training_stages_run_under_torchrun_with_the_process_count_param():
+def test_the_training_stages_are_launched_with_the_process_count_param():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for name in ("layout", "partial", "image", "finetune", "finetune_partial", "segment"):
         command = stages[name]["do"]["cmd"] if "do" in stages[name] else stages[name]["cmd"]
-        assert command.startswith("torchrun --standalone --nproc-per-node ${processes} -m stages."), name
+        assert command.startswith("python -m stages.launch ${processes} stages."), name
         parameters = stages[name]["do"]["params"] if "do" in stages[name] else stages[name]["params"]
         assert {"processes", "precision"} <= set(parameters), name
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_stage_stopped_by_bad_input_says_so_in_one_line_under_any_process_count(tmp_path, processes):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["image"]["decay_start"] = 10**6
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = subprocess.run([sys.executable, "-m", "stages.launch", processes, "stages.image"], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert 1 <= len(errors) <= int(processes)  # each process meets the bad input; torchrun may stop one first
+    assert set(errors) == {"error: image.decay_start = 1000000; use a step between 0 and image.steps = 500"}
+    assert "Traceback" not in result.stderr and "ChildFailedError" not in result.stderr
 
 
 def test_a_batch_that_does_not_split_over_the_processes_is_refused():

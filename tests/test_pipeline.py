@@ -2,6 +2,7 @@
 import json
 import re
 import sys
+import time
 
 import numpy as np
 import yaml
@@ -9,7 +10,7 @@ import yaml
 from repository import dvc, sh, tiny_repository
 
 
-def test_repro_then_nothing_to_do_then_a_palette_sweep_reruns_from_the_palette_on(tmp_path):
+def test_repro_then_nothing_to_do_then_experiments_rerun_only_what_their_params_change(tmp_path):
     repo = tiny_repository(tmp_path / "repo")
 
     out = dvc(repo, "repro")
@@ -38,3 +39,34 @@ def test_repro_then_nothing_to_do_then_a_palette_sweep_reruns_from_the_palette_o
     diff = dvc(repo, "metrics", "diff", "--all")
     for key in ("full_tmae", "finetuned_fsd", "reference_emd", "miou", "palette.json"):
         assert key in diff
+
+    # A two-value sweep through DVC's queue, run by a background worker in copies of the repository that
+    # take the unchanged stages' outputs from the cache: only the segmenters and the evaluation rerun.
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-q", "-m", "palette sweep")
+    out = dvc(repo, "exp", "run", "--queue", "-S", "segment.real_fraction=0.5,0.75")
+    assert out.count("Queued experiment") == 2
+    dvc(repo, "queue", "start")
+    status = wait_for_queue(repo, timeout=900)
+    assert status.count("Success") == 2, status
+    baseline = next(row for row in json.loads(dvc(repo, "exp", "show", "--json")) if row["experiments"])
+    runs = {}
+    for experiment in baseline["experiments"]:
+        data = experiment["revs"][0]["data"]
+        fraction = data["params"]["params.yaml"]["data"]["segment"]["real_fraction"]
+        runs[fraction] = data["metrics"]["metrics/segment/real.json"]["data"]["miou"]
+        log = dvc(repo, "queue", "logs", experiment["revs"][0]["name"])
+        assert set(re.findall(r"Running stage '([^']+)'", log)) == {
+            "segment@real", "segment@synthetic", "segment@real_synthetic", "segment@real_partial", "evaluate"}
+    assert sorted(runs) == [0.5, 0.75] and all(0 <= miou <= 1 for miou in runs.values())
+
+
+def wait_for_queue(repo, timeout: float) -> str:
+    """`dvc queue status` once no experiment is queued or running."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = dvc(repo, "queue", "status")
+        if not re.search(r"\b(Queued|Running)\b", status):
+            return status
+        assert time.monotonic() < deadline, status
+        time.sleep(2)
