@@ -37,4 +37,5 @@ def test_a_stage_killed_mid_run_resumes_under_dvc_repro_and_completes(tmp_path):
     steps = [int(line.split("\t")[0]) for line in (repo / "metrics/image.tsv").read_text().splitlines()[1:]]
     assert steps == list(range(1, STEPS + 1))  # nothing lost or repeated from the kept checkpoint on
     assert (repo / "outputs/image/checkpoint.pt").is_file() and (repo / "metrics/image.json").is_file()
+    assert not resume.exists()  # a completed stage deletes its resume file, which is not a DVC output
     assert "up to date" in dvc(repo, "status", "image")
