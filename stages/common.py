@@ -51,8 +51,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def start_training(params: Params, *batch_sizes: int) -> tuple[Distributed, torch.device]:
-    """This process's place among the `processes` that the stage's command started (torchrun; one by
-    default) and its device. Every process trains on an equal share of each batch."""
+    """This process's place among the `processes` that the stage's command started (`stages.launch`; one
+    by default) and its device. Every process trains on an equal share of each batch."""
     dist, device = start_processes(resolve_device(params.device))
     for size in batch_sizes:
         if size % dist.world_size:

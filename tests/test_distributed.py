@@ -57,7 +57,7 @@ def test_the_training_stages_are_launched_with_the_process_count_param():
 
 
 @pytest.mark.parametrize("processes", ["1", "2"])
-def test_a_stage_stopped_by_bad_input_says_so_in_one_line_under_any_process_count(tmp_path, processes):
+def test_a_stage_stopped_by_bad_input_ends_with_its_error_line_and_no_launcher_traceback(tmp_path, processes):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["image"]["decay_start"] = 10**6
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
