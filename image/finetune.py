@@ -54,6 +54,17 @@ class FinetuneModel:
         critic = MultiscaleDiscriminator(0, scales=config.critic_scales, base_channels=config.critic_channels).to(device)
         return cls(layout, image, critic, torch.optim.Adam(critic.parameters(), lr=d_lr, betas=betas))
 
+    @classmethod
+    def from_trained(cls, layout_state: dict, image_state: dict, *, layout_lr: float,
+                     layout_betas: tuple[float, float], g_lr: float, d_lr: float, image_betas: tuple[float, float],
+                     device="cpu") -> "FinetuneModel":
+        """The networks of a layout level and of the image stage, with every optimizer fresh at its
+        configured rate, as the authors (no optimizer state is carried over: the image stage's decayed
+        rates and moments would make fine-tuning start where that schedule ended)."""
+        layout = LayoutModel.from_state_dict(layout_state, layout_lr, layout_betas, device, optimizers=False)
+        image = ImageModel.from_state_dict(image_state, device, g_lr=g_lr, d_lr=d_lr, betas=image_betas)
+        return cls.create(layout, image, d_lr=d_lr, betas=image_betas, device=device)
+
     def state_dict(self) -> dict:
         return {"layout": self.layout.state_dict(), "image": self.image.state_dict(),
                 "image_critic": self.image_critic.state_dict(),

@@ -81,14 +81,15 @@ class ImageModel:
                 "d_optimizer": self.d_optimizer.state_dict()}
 
     @classmethod
-    def from_state_dict(cls, state: dict, device="cpu") -> "ImageModel":
-        """The networks and optimizers a `state_dict()` saved, rebuilt from its config."""
-        model = cls.create(ImageNetworkConfig(**state["config"]), device=device)
-        model.load_state_dict(state)
+    def from_state_dict(cls, state: dict, device="cpu", **fresh_optimizers) -> "ImageModel":
+        """The networks and optimizers a `state_dict()` saved, rebuilt from its config. Given `g_lr`,
+        `d_lr` and `betas`, the networks only, with fresh optimizers at those rates."""
+        model = cls.create(ImageNetworkConfig(**state["config"]), device=device, **fresh_optimizers)
+        model.load_state_dict(state, optimizers=not fresh_optimizers)
         return model
 
-    def load_state_dict(self, state: dict) -> None:
-        for name in ("generator", "discriminator", "g_optimizer", "d_optimizer"):
+    def load_state_dict(self, state: dict, *, optimizers: bool = True) -> None:
+        for name in ("generator", "discriminator") + (("g_optimizer", "d_optimizer") if optimizers else ()):
             getattr(self, name).load_state_dict(state[name])
 
     def set_learning_rate_scale(self, scale: float, g_lr: float, d_lr: float) -> None:

@@ -144,9 +144,12 @@ class LayoutModel:
                 "g_optimizer": self.g_optimizer.state_dict(), "d_optimizer": self.d_optimizer.state_dict()}
 
     @classmethod
-    def from_state_dict(cls, state: dict, lr: float, betas: tuple[float, float], device="cpu") -> "LayoutModel":
+    def from_state_dict(cls, state: dict, lr: float, betas: tuple[float, float], device="cpu", *,
+                        optimizers: bool = True) -> "LayoutModel":
+        """The networks a `state_dict()` saved; their optimizers' moments too (the next level goes on with
+        them, as the authors), or fresh ones with `optimizers=False`. Either way at rate `lr`."""
         model = cls.create(NetworkConfig(**state["config"]), lr, betas, device)
-        for name in ("generator", "discriminator", "ema", "g_optimizer", "d_optimizer"):
+        for name in ("generator", "discriminator", "ema") + (("g_optimizer", "d_optimizer") if optimizers else ()):
             getattr(model, name).load_state_dict(state[name])
         for optimizer in (model.g_optimizer, model.d_optimizer):
             for group in optimizer.param_groups:

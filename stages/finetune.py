@@ -26,9 +26,9 @@ from data.prepared import open_prepared_split
 from image.fidelity import ImageFeatures, inception_weights, to_uint8_chw
 from image.finetune import DISCRETIZATIONS, FinetuneModel, FinetuneSettings, evaluate_finetune, finetune_step
 from image.losses import load_vgg_loss
-from image.train import load_image_model, to_model_images
+from image.train import to_model_images
 from layout.networks import level_of_height
-from layout.train import LayoutModel, sample_batch, step_generators
+from layout.train import sample_batch, step_generators
 from palette.gmm import PaletteGMM
 from stages.common import ResumeFile, run_stage, start_training, write_tsv
 from stages.image import sample_grid
@@ -93,10 +93,11 @@ def main(params: Params) -> None:
             print(f"{stage}: resuming at step {start}")
     else:
         torch.manual_seed(params.seed)
-        layout = LayoutModel.from_state_dict(load_checkpoint(layout_checkpoint, device)["model"], finetune.layout_lr,
-                                             betas, device)
-        model = FinetuneModel.create(layout, load_image_model(image_checkpoint, device), d_lr=image_params.d_lr,
-                                     betas=(image_params.beta1, image_params.beta2), device=device)
+        model = FinetuneModel.from_trained(load_checkpoint(layout_checkpoint, device)["model"],
+                                           load_checkpoint(image_checkpoint, device)["model"],
+                                           layout_lr=finetune.layout_lr, layout_betas=betas, g_lr=image_params.g_lr,
+                                           d_lr=image_params.d_lr, image_betas=(image_params.beta1, image_params.beta2),
+                                           device=device)
         start, history, evaluations = 0, [], []
     dist.prepare(model.layout.generator, model.layout.discriminator, model.image.generator, model.image.discriminator,
                  model.image_critic)

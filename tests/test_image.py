@@ -80,11 +80,23 @@ def test_the_perceptual_loss_is_off_without_a_path_and_a_wrong_path_is_a_clear_e
 
 def test_the_perceptual_loss_loads_local_weights_and_compares_images(tmp_path):
     torch.manual_seed(0)
-    torch.save({f"features.{k}": v for k, v in vgg19(weights=None).features.state_dict().items()}, tmp_path / "vgg.pth")
+    features = vgg19(weights=None).features.eval()
+    saved = {f"features.{k}": v for k, v in features.state_dict().items()}
+    torch.save(saved, tmp_path / "vgg.pth")
     loss = load_vgg_loss(str(tmp_path / "vgg.pth"))
-    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    # The 13 convolutions up to relu5_1 (features[:30]) are the file's; nothing else is loaded.
+    loaded = {key.split(".", 2)[2]: value for key, value in loss.state_dict().items()}  # slices.<i>.<index>.*
+    assert len(loaded) == 26 and all(torch.equal(value, saved[f"features.{key}"]) for key, value in loaded.items())
+    image, other = torch.rand(2, 1, 3, 32, 32) * 2 - 1
     assert loss(image, image).item() == 0
-    assert loss(image, -image).item() > 0
+    # Independently: run VGG19 layer by layer and weigh the L1 distances at relu1_1 ... relu5_1.
+    x, y, expected = image, other, 0.0
+    with torch.no_grad():
+        for index, layer in enumerate(features[:30]):
+            x, y = layer(x), layer(y)
+            if index in (1, 6, 11, 20, 29):
+                expected += {1: 1 / 32, 6: 1 / 16, 11: 1 / 8, 20: 1 / 4, 29: 1.0}[index] * (x - y).abs().mean().item()
+    assert loss(image, other).item() == pytest.approx(expected, rel=1e-5)
     assert all(not p.requires_grad for p in loss.parameters())
 
 

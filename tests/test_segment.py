@@ -93,9 +93,14 @@ def test_one_step_on_two_streams_updates_the_segmenter_and_evaluates_at_the_end(
 def test_backbone_weights_load_from_a_local_file_and_a_wrong_one_is_a_clear_error(tmp_path):
     from torchvision.models import mobilenet_v3_large
     from data.errors import InputError
-    torch.save(mobilenet_v3_large(weights=None).state_dict(), tmp_path / "mobilenet.pth")
-    model = build_segmenter("mobilenet_v3_large", C, str(tmp_path / "mobilenet.pth"))
-    assert model is not None
+    torch.manual_seed(0)
+    saved = mobilenet_v3_large(weights=None).state_dict()
+    torch.save(saved, tmp_path / "mobilenet.pth")
+    torch.manual_seed(1)
+    loaded = build_segmenter("mobilenet_v3_large", C, str(tmp_path / "mobilenet.pth")).backbone.state_dict()
+    # Every backbone tensor is the file's `features.*` entry; the classifier head of the file is left out.
+    assert len(loaded) == sum(key.startswith("features.") for key in saved) > 300
+    assert all(torch.equal(value, saved[f"features.{key}"]) for key, value in loaded.items())
     torch.save({"fc.weight": torch.zeros(1)}, tmp_path / "junk.pth")
     with pytest.raises(InputError, match="does not fit"):
         build_segmenter("mobilenet_v3_large", C, str(tmp_path / "junk.pth"))
