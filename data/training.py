@@ -191,16 +191,15 @@ def synchronise_batch_norm(module: nn.Module) -> nn.Module:
 
 
 def autocast(device: torch.device | str, precision: str):
-    """bf16 autocast on CUDA when `precision` is bf16; fp32 everywhere else (CPU autocast is slower
-    than fp32 for these convolutions)."""
+    """bf16 autocast when `precision` is bf16, on CUDA or on CPU (torch supports both); fp32 otherwise.
+    Stages ask for bf16 on GPUs only (`stages.common.start_training`): on CPU it is slower than fp32 for
+    these convolutions, but the path is the same and is tested there."""
     device = torch.device(device)
-    if precision == "bf16" and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
 def full_precision(device: torch.device | str):
     """A region computed in fp32 inside `autocast` (the gradient penalty, the loss reductions)."""
-    device = torch.device(device)
-    return torch.autocast(device.type, enabled=False) if device.type == "cuda" else contextlib.nullcontext()
-
+    return torch.autocast(torch.device(device).type, enabled=False)

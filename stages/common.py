@@ -50,17 +50,19 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def start_training(params: Params, *batch_sizes: int) -> tuple[Distributed, torch.device]:
+def start_training(params: Params, *batch_sizes: int) -> tuple[Distributed, torch.device, str]:
     """This process's place among the `processes` that the stage's command started (`stages.launch`; one
-    by default) and its device. Every process trains on an equal share of each batch."""
+    by default), its device and the precision to train in: `params.precision` on a GPU, fp32 on a CPU
+    (where bf16 autocast is slower). Every process trains on an equal share of each batch."""
     dist, device = start_processes(resolve_device(params.device))
     for size in batch_sizes:
         if size % dist.world_size:
             raise InputError(f"batch size {size} does not split over processes = {dist.world_size}; "
                              f"use batch sizes divisible by the process count")
-    if params.precision == "bf16" and device.type != "cuda" and dist.main:
+    precision = params.precision if device.type == "cuda" else "fp32"
+    if precision != params.precision and dist.main:
         print("precision = bf16 is used on GPUs only; this CPU run trains in fp32")
-    return dist, device
+    return dist, device, precision
 
 
 class ResumeFile:

@@ -59,7 +59,7 @@ def main(params: Params) -> None:
         raise InputError(f"usage: python -m stages.finetune layout|partial (got {kind!r})")
     check_params(params, kind)
     stage, finetune, layout_params, image_params = STAGES[kind], params.finetune, section(params, kind), params.image
-    dist, device = start_training(params, finetune.batch_size)
+    dist, device, precision = start_training(params, finetune.batch_size)
     height = layout_params.final_level
     level, aspect = level_of_height(height), params.data.width // params.data.height
     layout_checkpoint, image_checkpoint = Path(f"outputs/{kind}/{height}/checkpoint.pt"), Path("outputs/image/checkpoint.pt")
@@ -142,7 +142,7 @@ def main(params: Params) -> None:
                                                  device, images=images, dist=dist)
         with stop_if_diverged(step + 1, last_checkpoint):
             losses = finetune_step(model, level, batch, z, batch_images, layout_config, settings, torch_rng, perceptual,
-                                   dist=dist, precision=params.precision)
+                                   dist=dist, precision=precision)
 
         done = step + 1
         if done % finetune.checkpoint_every == 0 or done == finetune.steps:

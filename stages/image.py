@@ -74,7 +74,7 @@ def sample_grid(model: ImageModel, labels: np.ndarray, images: np.ndarray, color
 def main(params: Params) -> None:
     check_params(params)
     image_params = params.image
-    dist, device = start_training(params, image_params.batch_size)
+    dist, device, precision = start_training(params, image_params.batch_size)
     train, val = open_prepared_split(PREPARED / "train"), open_prepared_split(PREPARED / "val")
     space = train.label_space
     colors = np.asarray(space.colors, dtype=np.uint8)
@@ -119,7 +119,7 @@ def main(params: Params) -> None:
         model.set_learning_rate_scale(decay, image_params.g_lr, image_params.d_lr)
         with stop_if_diverged(step + 1, last_checkpoint):
             losses = train_step(model, one_hot(dist.shard(batch_labels), space.num_classes).to(device),
-                                dist.shard(batch_images).to(device), dist=dist, precision=params.precision,
+                                dist.shard(batch_images).to(device), dist=dist, precision=precision,
                                 feature_matching_weight=image_params.feature_matching_weight, perceptual=perceptual,
                                 perceptual_weight=image_params.perceptual_weight)
 

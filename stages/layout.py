@@ -169,7 +169,7 @@ def train(params: Params, kind: str, height: int) -> None:
     if str(height) not in layout.schedule:
         raise InputError(f"level {height} is not in {kind}.schedule ({', '.join(layout.schedule)})")
     level, config = level_of_height(height), train_config(params, kind, height)
-    dist, device = start_training(params, config.batch_size)
+    dist, device, precision = start_training(params, config.batch_size)
     betas = (layout.beta1, layout.beta2)
     previous = Path(f"outputs/{kind}") / layout.schedule[str(height)].previous / "checkpoint.pt"
     if not previous.is_file():
@@ -199,7 +199,7 @@ def train(params: Params, kind: str, height: int) -> None:
     history = train_level(
         model, level, layouts_at("train", height, aspect), lambda n, rng: gmm.sample(n, rng)[0], config, task=task,
         start_step=start_step, history=history, checkpoint=checkpoint, writer=writer,
-        colors=np.asarray(space.colors, dtype=np.uint8), device=device, dist=dist, precision=params.precision,
+        colors=np.asarray(space.colors, dtype=np.uint8), device=device, dist=dist, precision=precision,
     )
     if not dist.main:
         return

@@ -78,7 +78,7 @@ def main(params: Params) -> None:
         raise InputError(f"usage: python -m stages.segment {'|'.join(MIXES)} (got {mix!r})")
     check_params(params)
     segment = params.segment
-    dist, device = start_training(params, segment.batch_size)
+    dist, device, precision = start_training(params, segment.batch_size)
     train, val = open_prepared_split(PREPARED / "train"), open_prepared_split(PREPARED / "val")
     space = train.label_space
     streams, real_count = make_streams(params, mix, train, device)
@@ -128,7 +128,7 @@ def main(params: Params) -> None:
 
     history = train_segmenter(model, optimizer, streams, config, evaluate=evaluate, start_step=start, history=history,
                               checkpoint=checkpoint, device=device, description=f"segment@{mix}", dist=dist,
-                              precision=params.precision)
+                              precision=precision)
     if not dist.main:
         return
     if not scores:  # resumed after the last step's checkpoint: score the final weights

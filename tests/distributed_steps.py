@@ -60,15 +60,15 @@ def tiny_image_model(model: str = "spade") -> ImageModel:
     return model
 
 
-def layout(dist: Distributed, completor: bool) -> dict:
+def layout(dist: Distributed, completor: bool, precision: str = "fp32") -> dict:
     model = tiny_layout_model(completor)
     dist.prepare(model.generator, model.discriminator)
     task = CompletionTask() if completor else GenerationTask()
-    train_level(model, 2, data()[0], palettes, LAYOUT_CONFIG, task=task, dist=dist)  # fade, then stabilise
+    train_level(model, 2, data()[0], palettes, LAYOUT_CONFIG, task=task, dist=dist, precision=precision)  # fade, stabilise
     return {"generator": model.generator.state_dict(), "critic": model.discriminator.state_dict()}
 
 
-def image(dist: Distributed, kind: str) -> dict:
+def image(dist: Distributed, kind: str, precision: str = "fp32") -> dict:
     model = tiny_image_model(kind)
     for name, parameter in model.generator.named_parameters():
         if name.endswith("noise_scale"):  # zero at the start: SEAN's noise, drawn per process, stays out
@@ -78,11 +78,12 @@ def image(dist: Distributed, kind: str) -> dict:
     for step in range(STEPS):
         rows = torch.from_numpy(np.random.default_rng(step).integers(0, len(labels), BATCH))
         batch_labels = one_hot(torch.from_numpy(labels).long()[rows], CLASSES)
-        train_step(model, dist.shard(batch_labels), dist.shard(to_model_images(images)[rows]), dist=dist)
+        train_step(model, dist.shard(batch_labels), dist.shard(to_model_images(images)[rows]), dist=dist,
+                   precision=precision)
     return {"generator": model.generator.state_dict(), "critic": model.discriminator.state_dict()}
 
 
-def finetune(dist: Distributed) -> dict:
+def finetune(dist: Distributed, precision: str = "fp32") -> dict:
     torch.manual_seed(0)
     model = FinetuneModel.create(tiny_layout_model(False), tiny_image_model(), d_lr=4e-4, betas=(0.0, 0.9))
     proportional_steps(model.image_critic_optimizer)
@@ -95,12 +96,13 @@ def finetune(dist: Distributed) -> dict:
         _, batch, z, batch_images = sample_batch(torch.from_numpy(labels), palettes, GenerationTask(), LAYOUT_CONFIG,
                                                  CLASSES, LATENT, rng, torch_rng, "cpu",
                                                  images=to_model_images(images), dist=dist)
-        finetune_step(model, 2, batch, z, batch_images, LAYOUT_CONFIG, FinetuneSettings(), torch_rng, dist=dist)
+        finetune_step(model, 2, batch, z, batch_images, LAYOUT_CONFIG, FinetuneSettings(), torch_rng, dist=dist,
+                      precision=precision)
     return {"layout": model.layout.generator.state_dict(), "image": model.image.generator.state_dict(),
             "image_critic": model.image_critic.state_dict()}
 
 
-def segment(dist: Distributed) -> dict:
+def segment(dist: Distributed, precision: str = "fp32") -> dict:
     torch.manual_seed(0)
     model = build_segmenter("mobilenet_v3_large", CLASSES)
     for layer in model.modules():  # each process draws its own dropout masks
@@ -112,15 +114,15 @@ def segment(dist: Distributed) -> dict:
     dist.prepare(model)
     labels, images = data(32, 32)
     train_segmenter(model, optimizer, {"real": RealPairs(labels, images)}, config, evaluate=lambda step: None,
-                    dist=dist)
+                    dist=dist, precision=precision)
     return {"segmenter": model.state_dict()}
 
 
-TRAINERS = {
-    "layout": lambda dist: layout(dist, completor=False),
-    "partial": lambda dist: layout(dist, completor=True),
-    "spade": lambda dist: image(dist, "spade"),
-    "sean": lambda dist: image(dist, "sean"),
+TRAINERS = {  # name -> f(dist, precision="fp32") -> the trained networks' states
+    "layout": lambda dist, precision="fp32": layout(dist, False, precision),
+    "partial": lambda dist, precision="fp32": layout(dist, True, precision),
+    "spade": lambda dist, precision="fp32": image(dist, "spade", precision),
+    "sean": lambda dist, precision="fp32": image(dist, "sean", precision),
     "finetune": finetune,
     "segment": segment,
 }
