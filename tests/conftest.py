@@ -95,3 +95,18 @@ def kill_after_checkpoint(monkeypatch):
         return lambda: monkeypatch.setattr(stages.common, "save_checkpoint", real_save)
 
     return arm
+
+
+def assert_pinned(values: dict, expected: dict, rel: float = 1e-4, abs: float = 1e-6) -> None:
+    """`values` has exactly the keys of `expected`, each within `rel` (or `abs`, for terms near zero) of the
+    value pinned for the fixed seed. CPU float32 sums differ in the last bits between processors and
+    thread counts, so pins are not exact; a change of behaviour moves these numbers by far more."""
+    assert set(values) == set(expected)
+    assert {k: values[k] for k in expected} == pytest.approx(expected, rel=rel, abs=abs)
+
+
+def tsv_row(path, index: int, *columns: str) -> dict:
+    """Row `index` of a training log (metrics/*.tsv), the named columns as floats."""
+    lines = Path(path).read_text().splitlines()
+    header, row = lines[0].split("\t"), lines[1:][index].split("\t")
+    return {column: float(row[header.index(column)]) for column in columns}

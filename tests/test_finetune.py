@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import assert_pinned
 from image.finetune import FinetuneModel, FinetuneSettings, evaluate_finetune, finetune_step
 from image.train import ImageModel, ImageNetworkConfig, to_uint8
 from layout.layouts import discretize
@@ -77,6 +78,14 @@ def test_the_soft_layout_carries_gradients_into_the_image_generator_and_straight
         model.layout.generator.zero_grad(set_to_none=True)
 
 
+PINNED_LOSSES = {  # one fine-tuning step of the tiny seeded networks
+    ("full", False): {"layout_adversarial": -0.0710681, "layout_regularization": 1.67263, "d2_g_hinge": -1.05793e-05, "g_hinge": 0.000399625, "feature_matching": 6.02843, "d_hinge": 2.0007, "d2_hinge": 1.99941, "layout_critic": 7.7392},
+    ("full", True): {"d2_g_hinge": -1.05793e-05, "g_hinge": 0.000399625, "feature_matching": 6.02843, "d_hinge": 2.0007, "d2_hinge": 1.99941},
+    ("partial", False): {"layout_adversarial": 0.0543715, "layout_regularization": 1.62796, "d2_g_hinge": 1.01727e-05, "g_hinge": -0.00539509, "feature_matching": 6.21773, "d_hinge": 1.99989, "d2_hinge": 2.00076, "layout_critic": 7.05434},
+    ("partial", True): {"d2_g_hinge": 8.5064e-06, "g_hinge": -0.00539509, "feature_matching": 6.21773, "d_hinge": 1.99989, "d2_hinge": 2.00096},
+}
+
+
 @pytest.mark.parametrize("kind", ["full", "partial"])
 def test_one_step_trains_every_network_and_a_frozen_layout_stays_put(kind):
     for frozen in (False, True):
@@ -85,6 +94,7 @@ def test_one_step_trains_every_network_and_a_frozen_layout_stays_put(kind):
         _, batch, z, images = a_batch(kind)
         losses = finetune_step(model, LEVEL, batch, z, images, CONFIG, FinetuneSettings(freeze_layout=frozen),
                                torch.Generator().manual_seed(0))
+        assert_pinned(losses, PINNED_LOSSES[kind, frozen])
         after = model.state_dict()
         assert not torch.equal(before["image_critic"]["critics.0.blocks.0.0.weight"],
                                after["image_critic"]["critics.0.blocks.0.0.weight"])

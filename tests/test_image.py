@@ -8,6 +8,7 @@ from data.errors import InputError
 from image.losses import critic_hinge, feature_matching, generator_hinge, load_vgg_loss
 from image.networks import MultiscaleDiscriminator, SPADEGenerator
 from image.train import ImageModel, ImageNetworkConfig, train_step
+from conftest import assert_pinned
 from layout.layouts import one_hot
 
 C = 5
@@ -100,14 +101,17 @@ def test_the_perceptual_loss_loads_local_weights_and_compares_images(tmp_path):
     assert all(not p.requires_grad for p in loss.parameters())
 
 
-def test_one_training_step_changes_both_networks():
+def test_one_training_step_gives_the_pinned_losses_and_moves_both_networks():
     torch.manual_seed(0)
     model = ImageModel.create(ImageNetworkConfig(C, 16, 32, base_channels=4, num_upsamplings=2, spade_hidden=8,
                                                  critic_channels=4))
     before = copy.deepcopy(model.state_dict())
     losses = train_step(model, layouts(2, 16, 32), torch.rand(2, 3, 16, 32) * 2 - 1)
-    assert set(losses) == {"g_hinge", "feature_matching", "d_hinge"}
+    assert_pinned(losses, {"g_hinge": -0.000655773, "feature_matching": 5.93378, "d_hinge": 2.00095})
     after = model.state_dict()
+    # Adam's first step moves every weight by about its rate, against the gradient's sign.
+    step = (after["generator"]["to_image.weight"] - before["generator"]["to_image.weight"]).flatten()[:4]
+    assert step.tolist() == pytest.approx([-1e-4, -1e-4, -1e-4, -1e-4], rel=1e-4)
     assert not torch.equal(before["generator"]["to_image.weight"], after["generator"]["to_image.weight"])
     assert not torch.equal(before["discriminator"]["critics.0.blocks.0.0.weight"],
                            after["discriminator"]["critics.0.blocks.0.0.weight"])

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import image.train
+from conftest import assert_pinned, tsv_row
 from stages.common import run_stage
 from stages.image import main as image_main
 from stages.prepare import main as prepare_main
@@ -32,6 +33,11 @@ def test_the_stage_writes_a_checkpoint_a_sample_grid_and_image_metrics(prepared,
     assert set(metrics) == {"class_colour_error", "shuffled_class_colour_error", "critic_real_hinge", "critic_fake_hinge"}
     assert len(Path("metrics/image.tsv").read_text().splitlines()) == 1 + 3
     assert "perceptual loss off" in capsys.readouterr().out
+    # The fixture's val layouts hold one class, so shuffling them changes nothing.
+    assert_pinned(metrics, {"class_colour_error": 16.8213, "shuffled_class_colour_error": 16.8213,
+                            "critic_real_hinge": 1.00352, "critic_fake_hinge": 0.999024})
+    assert_pinned(tsv_row("metrics/image.tsv", -1, "g_hinge", "feature_matching", "d_hinge"),
+                  {"g_hinge": 0.00464832, "feature_matching": 1.9008, "d_hinge": 1.99974})
 
 
 def test_a_killed_run_resumes_from_its_last_checkpoint(prepared, kill_after_checkpoint, capsys):
@@ -90,6 +96,11 @@ def test_sean_trains_on_faces_and_its_codes_fill_a_style_bank(celeba_root, write
     run_stage(prepare_main)
     run_stage(image_main)
     assert "SEAN: each image in its own styles" in capsys.readouterr().out
+    assert_pinned(json.loads(Path("metrics/image.json").read_text()),
+                  {"class_colour_error": 5.61079, "shuffled_class_colour_error": 5.61081, "critic_real_hinge": 0.999202,
+                   "critic_fake_hinge": 1.00041})
+    assert_pinned(tsv_row("metrics/image.tsv", -1, "feature_matching", "d_hinge"),
+                  {"feature_matching": 0.714051, "d_hinge": 2.00019})
     monkeypatch.setattr(sys, "argv", ["stages.style", "train"])
     run_stage(style_main)
     bank = StyleBank.load("outputs/style/train")

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import assert_pinned, tsv_row
 from stages.common import run_stage
 from stages.layout import main as layout_main
 from stages.palette import main as palette_main
@@ -42,6 +43,11 @@ def test_levels_chain_from_init_and_the_final_level_is_evaluated(prepared, monke
     rows = Path("metrics/layout/8.tsv").read_text().splitlines()
     assert rows[0].startswith("step\tphase\talpha") and len(rows) == 1 + 4  # fade + stabilise, 2 steps each
     assert "entropy_4" in rows[0] and "spread_8" in rows[0]
+    # Pinned for the seeded tiny networks on the fixture (see conftest.assert_pinned for the tolerance).
+    assert_pinned({k: level_metrics[k] for k in ("ema_tmae", "raw_tmae", "reference_tmae")},
+                  {"ema_tmae": 0.00793267, "raw_tmae": 0.00830469, "reference_tmae": 0.0281657})
+    assert_pinned(tsv_row("metrics/layout/8.tsv", -1, "d_loss", "g_regularization", "batch_tmae"),
+                  {"d_loss": 6.63661, "g_regularization": 3.10614, "batch_tmae": 0.00676715})
 
     # A completed level trains again when re-run (forced, or after a code change).
     capsys.readouterr()
@@ -78,3 +84,7 @@ def test_the_completor_levels_chain_and_report_band_errors(prepared, monkeypatch
     assert 0 <= metrics["ema_outside_unchanged"] <= 1
     assert {"ema_band_tmae", "raw_band_tmae", "reference_band_tmae"} <= set(metrics)
     assert Path("outputs/partial/8/checkpoint.pt").is_file() and Path("metrics/partial/8.tsv").is_file()
+    # The fixture's val layouts hold one class, so every band error is 0; the training log is pinned.
+    assert metrics["ema_band_tmae"] == metrics["reference_band_tmae"] == 0
+    assert_pinned(tsv_row("metrics/partial/8.tsv", -1, "d_loss", "g_regularization", "merged_entropy_8", "batch_tmae"),
+                  {"d_loss": 7.82998, "g_regularization": 4.47612, "merged_entropy_8": 1.22254, "batch_tmae": 0.00650703})
