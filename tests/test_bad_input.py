@@ -1,4 +1,5 @@
 """Every kind of bad input stops with one line naming the file or value, exit 1, and no output."""
+import io
 import os
 import subprocess
 import sys
@@ -6,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from conftest import REPO
+from conftest import REPO, levels_at
 from formats import random_image, save_png
 from stages.common import run_stage
 from stages.palette import main as palette_main
@@ -117,3 +119,40 @@ def test_palette_params_out_of_range(cityscapes_root, write_params, capsys, pale
     capsys.readouterr()
     fails_cleanly(palette_main, capsys, expected)
     assert no_output_left("outputs/palette") and not Path("metrics/palette.json").exists()
+
+
+def jpeg_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def test_a_jpeg_saved_under_a_label_png_name_is_refused(cityscapes_root, write_params, capsys):
+    labels = np.full((8, 16), 7, dtype=np.uint8)
+    labels[:3] = 23
+    (cityscapes_root / LABEL).write_bytes(jpeg_bytes(labels))
+    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, **levels_at(8))
+    prepare_fails(capsys, LABEL.split("/")[-1], "holds a JPEG image", "lossy", "label-id PNG")
+
+
+@pytest.mark.parametrize("mode, found", [
+    ("RGB", "3 channels (mode RGB)"),
+    ("RGBA", "4 channels (mode RGBA)"),
+    ("LA", "2 channels (mode LA)"),
+    ("P", "colour-indexed (mode P)"),
+])
+def test_a_multi_channel_or_colour_label_of_the_right_size_names_its_mode(cityscapes_root, write_params, capsys,
+                                                                            mode, found):
+    Image.fromarray(np.full((8, 16), 7, dtype=np.uint8)).convert(mode).save(cityscapes_root / LABEL)
+    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, **levels_at(8))
+    message = fails_cleanly(prepare_main, capsys, LABEL.split("/")[-1], found, "one channel")
+    assert "but its label" not in message  # not a size mismatch of two equal sizes
+    assert no_output_left("outputs/prepared")
+
+
+def test_a_16_bit_label_id_file_is_not_decoded_as_instance_ids(cityscapes_root, write_params, capsys):
+    labels = np.full((8, 16), 7, dtype=np.uint16)
+    labels[2, 3] = 5000  # class 5 if it were read as an instance id
+    save_png(cityscapes_root / LABEL, labels)
+    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, **levels_at(8))
+    prepare_fails(capsys, "label id 5000 is outside the cityscapes label space", "instance ids only in *_instanceIds.png files")
