@@ -114,7 +114,8 @@ def test_the_command_line_prints_one_line_and_exits_non_zero(write_params, tmp_p
     ({"removed_classes": ["sky"], "min_proportions": {"sky": 0.1}}, "'sky' is both in palette.removed_classes"),
 ])
 def test_palette_params_out_of_range(cityscapes_root, write_params, capsys, palette, expected):
-    write_params(data={"root": str(cityscapes_root), "height": 4, "width": 8}, palette={"max_components": 2, **palette})
+    write_params(data={"root": str(cityscapes_root), "height": 4, "width": 8}, image={"num_upsamplings": 2},
+                 palette={"max_components": 2, **palette}, **levels_at(4))
     run_stage(prepare_main)
     capsys.readouterr()
     fails_cleanly(palette_main, capsys, expected)
@@ -156,3 +157,23 @@ def test_a_16_bit_label_id_file_is_not_decoded_as_instance_ids(cityscapes_root, 
     save_png(cityscapes_root / LABEL, labels)
     write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, **levels_at(8))
     prepare_fails(capsys, "label id 5000 is outside the cityscapes label space", "instance ids only in *_instanceIds.png files")
+
+
+@pytest.mark.parametrize("sections, expected", [
+    ({"data": {"height": 30, "width": 60}}, "data.height = 30; the layout levels double from 4"),
+    ({"data": {"height": 2, "width": 4}}, "data.height = 2, data.width = 4; both must be at least 4"),
+    ({"data": {"width": 80}}, "data.width / data.height = 80/32; the layout synthesizer needs an integer"),
+    ({"layout": {"final_level": 24}}, "layout.final_level = 24; use a power of two from 4"),
+    ({"partial": {"final_level": 16}}, "partial.schedule has levels ['4', '8', '16', '32']; it must have exactly"),
+    ({"layout": {"schedule": {"4": {"previous": "init", "steps": 1, "batch_size": 1},
+                              "8": {"previous": "init", "steps": 1, "batch_size": 1},
+                              "16": {"previous": "8", "steps": 1, "batch_size": 1},
+                              "32": {"previous": "16", "steps": 1, "batch_size": 1}}}},
+     "layout.schedule.8.previous = 'init'; it must be '4'"),
+    ({"data": {"height": 64, "width": 128}}, "layout.final_level = 32 but the images are 64 pixels high"),
+    ({"image": {"num_upsamplings": 6}}, "image.num_upsamplings = 6 needs data.height and data.width divisible by 64"),
+])
+def test_a_resolution_or_level_that_a_later_stage_refuses_stops_prepare(cityscapes_root, write_params, capsys,
+                                                                        sections, expected):
+    write_params(**{**sections, "data": {"root": str(cityscapes_root), **sections.get("data", {})}})
+    prepare_fails(capsys, expected)

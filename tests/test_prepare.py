@@ -27,7 +27,8 @@ def test_crop_box_for_idd_frames_keeps_the_top_or_the_centre():
 
 
 def test_prepare_writes_memory_mappable_splits_with_palettes(cityscapes_root, write_params):
-    write_params(data={"root": str(cityscapes_root), "height": 4, "width": 8})
+    write_params(data={"root": str(cityscapes_root), "height": 4, "width": 8}, image={"num_upsamplings": 2},
+                 **levels_at(4))
     run_stage(prepare_main)
     train = open_prepared_split("outputs/prepared/train")
     assert train.layouts.shape == (3, 4, 8) and train.layouts.dtype == np.uint8
@@ -49,7 +50,8 @@ def test_prepare_writes_memory_mappable_splits_with_palettes(cityscapes_root, wr
 
 
 def test_prepare_is_byte_identical_when_rerun(cityscapes_root, write_params, tmp_path):
-    write_params(data={"root": str(cityscapes_root), "height": 4, "width": 8})
+    write_params(data={"root": str(cityscapes_root), "height": 4, "width": 8}, image={"num_upsamplings": 2},
+                 **levels_at(4))
     run_stage(prepare_main)
     first = {p.name: p.read_bytes() for p in (tmp_path / "outputs/prepared/train").iterdir()}
     run_stage(prepare_main)
