@@ -88,8 +88,8 @@ def test_bad_image_params_stop_with_one_line(prepared, write_params, cityscapes_
 
 
 def test_sean_trains_on_faces_and_its_codes_fill_a_style_bank(celeba_root, write_params, monkeypatch, capsys):
-    write_params(data={"dataset": "celeba", "root": str(celeba_root), "height": 8, "width": 8}, device="cpu", **levels_at(8),
-                 image={**TINY_IMAGE, "model": "sean", "style_dim": 16, "middle_blocks": 1}, style={"splits": ["train"]})
+    write_params(data={"dataset": "celeba", "root": str(celeba_root), "height": 8, "width": 8}, device="cpu",
+                 **levels_at(8), image={**TINY_IMAGE, "model": "sean", "style_dim": 16, "middle_blocks": 1}, style={"splits": ["train"]})
     run_stage(prepare_main)
     run_stage(image_main)
     assert "SEAN: each image in its own styles" in capsys.readouterr().out
