@@ -82,7 +82,8 @@ class DatasetReader:
         if not folder.is_dir():
             raise InputError(
                 f"dataset folder not found: {folder}; {self.root} does not have the "
-                f"{self.label_space.name} layout expected for data.dataset (see README, Datasets)"
+                f"{self.label_space.name} layout expected for data.dataset: point data.root at the "
+                f"dataset's top folder, or change data.dataset (see README, Datasets)"
             )
         return folder
 
