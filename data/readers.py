@@ -25,7 +25,9 @@ from data.labels import CELEBA, CELEBA_PARTS, IDD, LabelSpace, label_space
 SPLITS = ("train", "val")
 DATASETS = ("cityscapes", "cityscapes25k", "idd", "celeba")
 INSTANCE_IDS = "_instanceIds.png"  # Cityscapes' instance-id files: id·1000 + k on the k-th thing instance
-ID_MODES = ("L", "I;16", "I;16L", "I;16B", "I")  # PIL's modes of one-channel integer PNGs
+# PIL's modes of one-channel integer PNGs. In a palette PNG (P) the stored indices are the ids and the
+# palette only colours them for viewing; PIL and the authors' loader read the indices.
+ID_MODES = ("L", "P", "I;16", "I;16L", "I;16B", "I")
 
 
 @dataclass(frozen=True)
@@ -145,8 +147,7 @@ def read_id_png(path: Path, expected: str) -> np.ndarray:
                          f"{expected}; re-extract it from the dataset's archive")
     if image.mode not in ID_MODES:
         bands = len(image.getbands())
-        found = ("a colour-indexed (mode P) PNG, whose pixels index a colour palette" if image.mode == "P" else
-                 f"a PNG with {bands} channels (mode {image.mode})" if bands > 1 else f"a mode {image.mode} PNG")
+        found = f"a PNG with {bands} channels (mode {image.mode})" if bands > 1 else f"a mode {image.mode} PNG"
         raise InputError(f"{path}: the label is {found}; a label must be {expected}, one channel of integer "
                          f"ids (a colour picture of the labels such as *_color.png is not one); re-extract it "
                          f"from the dataset's archive")

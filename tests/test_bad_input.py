@@ -140,7 +140,7 @@ def test_a_jpeg_saved_under_a_label_png_name_is_refused(cityscapes_root, write_p
     ("RGB", "3 channels (mode RGB)"),
     ("RGBA", "4 channels (mode RGBA)"),
     ("LA", "2 channels (mode LA)"),
-    ("P", "colour-indexed (mode P)"),
+    ("1", "a mode 1 PNG"),
 ])
 def test_a_multi_channel_or_colour_label_of_the_right_size_names_its_mode(cityscapes_root, write_params, capsys,
                                                                             mode, found):
