@@ -69,13 +69,17 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
 
 
 def read_image_file(path: Path) -> Image.Image:
-    """Opens and fully decodes an image, turning any decoding failure into an InputError."""
+    """Opens and fully decodes an image, turning any decoding failure into an InputError. The result's
+    `format` is the file's real format, as PIL detects it from the content (not from the name)."""
     try:
         with Image.open(path) as image:
             image.load()
-            return image.copy()
+            decoded = image.copy()
+            decoded.format = image.format
+            return decoded
     except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
+        raise InputError(f"{path}: file not found; it was listed but is gone (was the dataset moved or "
+                         f"changed while it was read?), rerun") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise InputError(
             f"{path}: cannot decode the image ({error}); the file is corrupt or truncated, "

@@ -4,6 +4,7 @@
     <split>/images.npy     uint8   N×H×W×3   RGB
     <split>/palettes.npy   float32 N×C       class proportions of each layout
     <split>/manifest.json  label space, class names, resolution, dataset, source files (in array order)
+                           and how each label file was read (label_ids, instance_ids or part_masks)
 
 Pairs are in sorted key order, so the same dataset gives the same bytes.
 """
@@ -90,6 +91,7 @@ def write_prepared_split(
         "samples": [
             {"key": s.key,
              "labels": [str(p.relative_to(reader.root)) for p in s.label_files],
+             "label_encoding": reader.label_encoding(s),
              "image": str(s.image_file.relative_to(reader.root))}
             for s in samples
         ],

@@ -4,6 +4,10 @@ A reader lists the (label, image) pairs of a split, paired by an explicit key an
 that a file without its partner is an error rather than a silent shift of every later pair, and
 reads them as validated arrays: label ids (H×W int64, every id inside the label space) and RGB
 images (H×W×3 uint8) of the same size.
+
+Label files must be what the dataset ships: lossless one-channel PNGs of integer ids. A JPEG (whatever
+its name) or a colour PNG would give wrong ids near every region border, so it is refused, as is an id
+outside the label space. Only instance-id files (`*_instanceIds.png`) are decoded as instances.
 """
 from __future__ import annotations
 
@@ -20,6 +24,10 @@ from data.labels import CELEBA, CELEBA_PARTS, IDD, LabelSpace, label_space
 
 SPLITS = ("train", "val")
 DATASETS = ("cityscapes", "cityscapes25k", "idd", "celeba")
+INSTANCE_IDS = "_instanceIds.png"  # Cityscapes' instance-id files: id·1000 + k on the k-th thing instance
+# PIL's modes of one-channel integer PNGs. In a palette PNG (P) the stored indices are the ids and the
+# palette only colours them for viewing; PIL and the authors' loader read the indices.
+ID_MODES = ("L", "P", "I;16", "I;16L", "I;16B", "I")
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,7 @@ class DatasetReader:
     """Lists and reads the pairs of one dataset; subclasses know the on-disk layout."""
 
     label_space: LabelSpace
+    label_file: str  # what a label file must be, for the error messages
     # Value some label files use for "ignore"; the authors send it to this channel (a void class).
     ignore_value: int = 255
     ignore_channel: int = 0
@@ -49,7 +58,13 @@ class DatasetReader:
         raise NotImplementedError
 
     def read_label(self, sample: Sample) -> np.ndarray:
-        raise NotImplementedError
+        """The label ids of a one-file label: a label-id PNG, or an instance-id PNG decoded to its ids."""
+        path = sample.label_files[0]
+        return self._validated_ids(read_id_png(path, self.label_file), path)
+
+    def label_encoding(self, sample: Sample) -> str:
+        """How the sample's label file is read: `instance_ids` (decoded) or `label_ids` (as stored)."""
+        return "instance_ids" if sample.label_files[0].name.endswith(INSTANCE_IDS) else "label_ids"
 
     def read_image(self, sample: Sample, size: tuple[int, int]) -> np.ndarray:
         """The RGB image as H×W×3 uint8; `size` (H, W) is its label's size, which it must have."""
@@ -69,20 +84,28 @@ class DatasetReader:
         if not folder.is_dir():
             raise InputError(
                 f"dataset folder not found: {folder}; {self.root} does not have the "
-                f"{self.label_space.name} layout expected for data.dataset (see README, Datasets)"
+                f"{self.label_space.name} layout expected for data.dataset: point data.root at the "
+                f"dataset's top folder, or change data.dataset (see README, Datasets)"
             )
         return folder
 
-    def _validated_ids(self, values: np.ndarray, path: Path) -> np.ndarray:
-        values = values.astype(np.int64)
+    def _validated_ids(self, stored: np.ndarray, path: Path) -> np.ndarray:
+        """Label ids from a label file's integers: instance ids decoded (instance-id files only), the
+        ignore value sent to its channel, and any id outside the label space an error."""
+        instances = path.name.endswith(INSTANCE_IDS)
+        values = _decode_instance_ids(stored) if instances else stored.astype(np.int64)
         values[values == self.ignore_value] = self.ignore_channel
         bad = (values < 0) | (values >= self.label_space.num_classes)
         if bad.any():
-            value = int(values[bad][0])
+            row, column = np.argwhere(bad)[0]
+            value, raw = int(values[row, column]), int(stored[row, column])
+            found = f"label id {value}" + (f" (instance id {raw})" if raw != value else "")
+            hint = (f"; values of 1000 and above are instance ids only in *{INSTANCE_IDS} files, and this is a "
+                    f"label-id file" if raw > 999 and not instances else "")
             raise InputError(
-                f"{path}: label id {value} is outside the {self.label_space.name} label space "
-                f"(ids 0..{self.label_space.num_classes - 1}); check data.dataset, or that this "
-                f"is a raw label-id file and not a colour or train-id file"
+                f"{path}: {found} is outside the {self.label_space.name} label space (ids "
+                f"0..{self.label_space.num_classes - 1}), at row {row}, column {column}{hint}; check "
+                f"data.dataset, or that this is a raw label-id file and not a colour or train-id file"
             )
         return values
 
@@ -108,12 +131,27 @@ def _by_suffix(folder: Path, suffix: str) -> dict[str, Path]:
 
 def _decode_instance_ids(values: np.ndarray) -> np.ndarray:
     """Cityscapes instanceIds convention: v > 999 is instance v % 1000 of class v // 1000."""
-    return np.where(values > 999, values // 1000, values)
+    return np.where(values > 999, values // 1000, values).astype(np.int64)
 
 
-def _read_label_png(path: Path) -> np.ndarray:
-    # 16-bit PNGs come back as I;16 or I; never let them through a uint8 conversion.
-    return np.asarray(read_image_file(path), dtype=np.int64)
+def read_id_png(path: Path, expected: str) -> np.ndarray:
+    """The integers of a one-channel label PNG, as int64 (16-bit files are never cut to 8 bits).
+
+    The file's content decides, not its name: a JPEG, a colour PNG or a multi-channel one is an error
+    that says what the file is and that `expected` is needed."""
+    image = read_image_file(path)
+    if image.format != "PNG":
+        why = "JPEG is lossy and changes the ids near every region border" if image.format == "JPEG" else \
+            "labels must be stored losslessly"
+        raise InputError(f"{path}: the file holds a {image.format} image, not a PNG ({why}); a label must be "
+                         f"{expected}; re-extract it from the dataset's archive")
+    if image.mode not in ID_MODES:
+        bands = len(image.getbands())
+        found = f"a PNG with {bands} channels (mode {image.mode})" if bands > 1 else f"a mode {image.mode} PNG"
+        raise InputError(f"{path}: the label is {found}; a label must be {expected}, one channel of integer "
+                         f"ids (a colour picture of the labels such as *_color.png is not one); re-extract it "
+                         f"from the dataset's archive")
+    return np.asarray(image, dtype=np.int64)
 
 
 class CityscapesReader(DatasetReader):
@@ -121,6 +159,8 @@ class CityscapesReader(DatasetReader):
     `gtFine/<split>/<city>/*_gtFine_labelIds.png` (or, where absent, `*_gtFine_instanceIds.png`)."""
 
     label_space = label_space("cityscapes")
+    label_file = ("the dataset's raw label-id PNG (8-bit *_gtFine_labelIds.png or 16-bit "
+                  "*_gtFine_instanceIds.png of gtFine_trainvaltest.zip)")
     ignore_channel = 34  # the authors send 255 to the last channel (license plate)
 
     def samples(self, split: str) -> list[Sample]:
@@ -130,13 +170,11 @@ class CityscapesReader(DatasetReader):
 
     def _fine_labels(self, split: str) -> dict[str, tuple[Path, ...]]:
         folder = self._folder("gtFine", split)
-        labels = {k: (p,) for k, p in _by_suffix(folder, "_gtFine_instanceIds.png").items()}
+        # A frame's labelIds file where it has one; the other files of gtFine (_color.png, _polygons.json,
+        # the instanceIds of a frame that also has labelIds) are not read.
+        labels = {k: (p,) for k, p in _by_suffix(folder, "_gtFine" + INSTANCE_IDS).items()}
         labels.update({k: (p,) for k, p in _by_suffix(folder, "_gtFine_labelIds.png").items()})
         return labels
-
-    def read_label(self, sample: Sample) -> np.ndarray:
-        path = sample.label_files[0]
-        return self._validated_ids(_decode_instance_ids(_read_label_png(path)), path)
 
 
 class Cityscapes25kReader(CityscapesReader):
@@ -153,7 +191,7 @@ class Cityscapes25kReader(CityscapesReader):
             return fine
         extra_labels_dir = self._folder("extraFine", "train_extra")
         labels = {k: (p,) for k, p in _by_suffix(extra_labels_dir, "_leftImg8bit.png").items()}
-        labels.update({k: (p,) for k, p in _by_suffix(extra_labels_dir, "_instanceIds.png").items()})
+        labels.update({k: (p,) for k, p in _by_suffix(extra_labels_dir, INSTANCE_IDS).items()})
         images = _by_suffix(self._folder("leftImg8bit", "train_extra"), "_leftImg8bit.png")
         return fine + pair_files(labels, images, self.root / "leftImg8bit" / "train_extra")
 
@@ -164,6 +202,8 @@ class IddReader(DatasetReader):
     `leftImg8bit/<split>/<folder>/<frame>_leftImg8bit.png` (or .jpg)."""
 
     label_space = IDD
+    label_file = ("the raw label-id PNG that AutoNUE's createLabels writes with the `id` encoding "
+                  "(8-bit *_gtFine_labelids.png)")
     ignore_channel = 35  # unlabeled
 
     def samples(self, split: str) -> list[Sample]:
@@ -180,10 +220,6 @@ class IddReader(DatasetReader):
                 images[f"{p.parent.name}/{p.name[: -len(suffix)]}"] = p
         return pair_files(labels, images, image_dir)
 
-    def read_label(self, sample: Sample) -> np.ndarray:
-        path = sample.label_files[0]
-        return self._validated_ids(_decode_instance_ids(_read_label_png(path)), path)
-
 
 class CelebAReader(DatasetReader):
     """CelebAMask-HQ: `CelebA-HQ-img/<k>.jpg` with per-part masks
@@ -195,6 +231,7 @@ class CelebAReader(DatasetReader):
     """
 
     label_space = CELEBA
+    label_file = "a lossless PNG part mask of CelebAMask-HQ-mask-anno (non-zero pixels belong to the part)"
     ignore_channel = 0
     _mask_name = re.compile(r"^(\d+)_(.+)\.png$")
 
@@ -228,17 +265,26 @@ class CelebAReader(DatasetReader):
         held_out = round(len(everything) * self.holdout_fraction)
         return everything[len(everything) - held_out:] if split == "val" else everything[: len(everything) - held_out]
 
+    def label_encoding(self, sample: Sample) -> str:
+        return "part_masks"
+
     def read_label(self, sample: Sample) -> np.ndarray:
         layout = None
         for path in sample.label_files:
-            mask = np.asarray(read_image_file(path))
-            mask = mask[..., 0] if mask.ndim == 3 else mask
+            image = read_image_file(path)
+            if image.format != "PNG":
+                raise InputError(f"{path}: the file holds a {image.format} image, not a PNG (a lossy file "
+                                 f"blurs the mask's edges); a mask must be {self.label_file}; re-extract it "
+                                 f"from CelebAMask-HQ.zip")
+            mask = np.asarray(image)
+            mask = mask[..., 0] if mask.ndim == 3 else mask  # the dataset's masks may repeat one value in RGB
             if layout is None:
                 layout = np.zeros(mask.shape, dtype=np.int64)
             elif mask.shape != layout.shape:
                 raise InputError(
                     f"{path}: mask is {mask.shape[0]}x{mask.shape[1]} but {sample.label_files[0]} is "
-                    f"{layout.shape[0]}x{layout.shape[1]}; all part masks of a face must have one size"
+                    f"{layout.shape[0]}x{layout.shape[1]}; all part masks of a face must have one size "
+                    f"(re-extract the masks of face {sample.key}, or remove them and its image)"
                 )
             part = self._mask_name.match(path.name).group(2)
             layout[mask != 0] = self.label_space.class_id(part)
@@ -250,7 +296,8 @@ class CelebAReader(DatasetReader):
         if image.height * size[1] != image.width * size[0]:
             raise InputError(
                 f"{sample.image_file}: image is {image.height}x{image.width} but its masks are "
-                f"{size[0]}x{size[1]}; an image and its masks must have the same aspect ratio"
+                f"{size[0]}x{size[1]}; an image and its masks must have the same aspect ratio "
+                f"(re-extract the face, or remove its image and masks)"
             )
         if (image.height, image.width) != size:
             image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -24,10 +25,21 @@ def run_stage(main: Callable[[Params], None]) -> None:
     try:
         main(load_params())
     except (InputError, TrainingDiverged) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {error}{restore_hint()}", file=sys.stderr)
         sys.exit(1)
     finally:
         stop_processes()
+
+
+def restore_hint() -> str:
+    """What a failed stage's error line adds under `dvc repro` (which names the stage in DVC_STAGE): DVC
+    removed the stage's previous outputs before running it, and `dvc checkout` brings back the ones of
+    its last successful run from the cache."""
+    stage = os.environ.get("DVC_STAGE")
+    if not stage:
+        return ""
+    return (f" (dvc repro removed the previous outputs of {stage}; `dvc checkout {stage}` restores those of "
+            f"its last successful run)")
 
 
 def class_id(space: LabelSpace, name: str, key: str) -> int:

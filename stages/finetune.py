@@ -40,10 +40,7 @@ STAGES = {"layout": "finetune", "partial": "finetune_partial"}
 
 def check_params(params: Params, kind: str) -> None:
     check_layout_params(params, kind)
-    finetune, final_level = params.finetune, section(params, kind).final_level
-    if final_level != params.data.height:
-        raise InputError(f"{kind}.final_level = {final_level} but the images are {params.data.height} pixels high; "
-                         f"fine-tuning needs layouts at the image size (set {kind}.final_level = data.height)")
+    finetune = params.finetune
     if finetune.discretization not in DISCRETIZATIONS:
         raise InputError(f"finetune.discretization = {finetune.discretization!r}; use one of {', '.join(DISCRETIZATIONS)}")
     for key in ("steps", "batch_size", "log_every", "eval_every", "image_every", "checkpoint_every", "eval_samples"):

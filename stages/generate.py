@@ -60,31 +60,43 @@ def parse_palette(text: str, space: LabelSpace) -> dict[int, float]:
     return fixed
 
 
-def requested_palettes(args, space: LabelSpace, gmm: PaletteGMM, rng: np.random.Generator) -> np.ndarray:
+def check_request(args, space: LabelSpace) -> dict[int, float] | None:
+    """The palette of `--palette` as {channel: proportion} (None with --from-gmm), checked against the
+    label space before any network or GMM is loaded, so that a misspelt class is reported first."""
     if args.from_gmm is not None:
-        return gmm.sample(args.from_gmm, rng)[0]
+        return None
     fixed = parse_palette(args.palette, space)
+    if args.fill == "zero" and sum(fixed.values()) <= 0:
+        raise InputError("with --fill zero the palette needs a positive proportion")
+    return fixed
+
+
+def requested_palettes(args, fixed: dict[int, float] | None, space: LabelSpace, gmm: PaletteGMM,
+                       rng: np.random.Generator) -> np.ndarray:
+    if fixed is None:
+        return gmm.sample(args.from_gmm, rng)[0]
     if args.fill == "gmm":
         return sample_conditional(gmm, fixed, args.count, rng)
     palette = np.zeros(space.num_classes, np.float32)
     for channel, proportion in fixed.items():
         palette[channel] = proportion
-    if palette.sum() <= 0:
-        raise InputError("with --fill zero the palette needs a positive proportion")
     return np.repeat((palette / palette.sum())[None], args.count, axis=0)
 
 
 def generate(args) -> None:
     for path, fix in ((Path("params.yaml"), "run the command in the repository"),
-                      (GMM, "run `dvc repro` first"), (PREPARED / "manifest.json", "run `dvc repro` first")):
+                      (PREPARED / "manifest.json", "run `dvc repro` first")):
         if not path.is_file():
             raise InputError(f"{path} not found; {fix}")
     params = load_params()
-    device = resolve_device(params.device)
     space = open_prepared_split(PREPARED).label_space
+    fixed = check_request(args, space)
+    if not GMM.is_file():
+        raise InputError(f"{GMM} not found; run `dvc repro` first")
+    device = resolve_device(params.device)
     chain = load_synthesis_chain(params, "layout", device)
     rng = np.random.default_rng(args.seed)
-    requested = requested_palettes(args, space, PaletteGMM.load(GMM), rng)
+    requested = requested_palettes(args, fixed, space, PaletteGMM.load(GMM), rng)
     labels, images = chain.sample(requested, seed=args.seed)
     obtained = one_hot(labels, space.num_classes).mean(dim=(2, 3)).numpy()
     out = Path(args.out)

@@ -32,17 +32,13 @@ SAMPLES_SHOWN = 8
 
 
 def check_params(params: Params) -> None:
-    image, data = params.image, params.data
+    image = params.image
     if image.model not in ("spade", "sean"):
         raise InputError(f"image.model = {image.model!r}; use spade (scenes) or sean (faces, per-region styles)")
     if image.model == "sean" and (image.style_dim < 16 or image.style_dim % 16):
         raise InputError(f"image.style_dim = {image.style_dim}; SEAN needs a positive multiple of 16")
     if image.middle_blocks < 0:
         raise InputError(f"image.middle_blocks = {image.middle_blocks}; it must be 0 or more")
-    scale = 2**image.num_upsamplings
-    if data.height % scale or data.width % scale:
-        raise InputError(f"image.num_upsamplings = {image.num_upsamplings} needs data.height and data.width divisible "
-                         f"by {scale}; lower it (the latent grid is {data.height}x{data.width} / {scale})")
     for key in ("base_channels", "spade_hidden", "critic_channels", "critic_scales", "steps", "batch_size",
                 "log_every", "image_every", "checkpoint_every", "eval_samples"):
         if getattr(image, key) < 1:

@@ -36,8 +36,11 @@ def main(argv: list[str]) -> None:
         # traceback, both already printed; anything else (a signal, a crash) is said here.
         codes = {rank: failure.exitcode for rank, failure in failed.failures.items()}
         if 1 not in codes.values():
+            from stages.common import restore_hint
+
             print(f"error: {module} failed in {len(codes)} of {processes} processes (rank: exit status "
-                  f"{', '.join(f'{rank}: {code}' for rank, code in sorted(codes.items()))})", file=sys.stderr)
+                  f"{', '.join(f'{rank}: {code}' for rank, code in sorted(codes.items()))}){restore_hint()}",
+                  file=sys.stderr)
         sys.exit(1)
 
 

@@ -42,26 +42,10 @@ def section(params: Params, kind: str) -> LayoutParams:
 
 
 def check_params(params: Params, kind: str = "layout") -> int:
-    """Validates a layout section against the data; returns the aspect ratio."""
+    """Validates a layout section (its levels and the resolution are checked with the params, by
+    `stages.params.check_resolution`); returns the aspect ratio."""
     data, layout = params.data, section(params, kind)
-    if data.width % data.height:
-        raise InputError(f"data.width / data.height = {data.width}/{data.height}; the layout synthesizer needs an "
-                         f"integer aspect ratio (e.g. 64x128 or 64x64)")
-    try:
-        level_of_height(layout.final_level)
-    except ValueError:
-        raise InputError(f"{kind}.final_level = {layout.final_level}; use a power of two from 4 (4, 8, 16, ...)") from None
-    if layout.final_level > data.height:
-        raise InputError(f"{kind}.final_level = {layout.final_level} exceeds data.height = {data.height}; "
-                         f"lower it or prepare the data at a higher resolution")
-    expected = [str(4 * 2**k) for k in range(level_of_height(layout.final_level) + 1)]
-    if sorted(layout.schedule, key=lambda h: (len(h), h)) != expected:
-        raise InputError(f"{kind}.schedule has levels {list(layout.schedule)}; it must have exactly "
-                         f"{expected} to end at {kind}.final_level = {layout.final_level}")
     for height, level in layout.schedule.items():
-        previous = "init" if height == "4" else str(int(height) // 2)
-        if level.previous != previous:
-            raise InputError(f"{kind}.schedule.{height}.previous = {level.previous!r}; it must be {previous!r}")
         if level.steps < 1 or level.batch_size < 1:
             raise InputError(f"{kind}.schedule.{height}: steps and batch_size must be at least 1")
     known = COMPLETION_LOSS_TERMS if kind == "partial" else LOSS_TERMS

@@ -2,6 +2,8 @@
 
 Loading is strict: an unknown key, a missing key or a value of the wrong type stops with an error
 naming the key, so a typo in a sweep (`dvc exp run -S palette.max_component=3`) cannot pass silently.
+The rules on the working resolution and the layout levels, which several stages rely on, are checked
+here too, so that the first stage to run (`prepare`) refuses what a later one would.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Literal
 import yaml
 
 from data.errors import InputError
+from layout.networks import level_of_height
 
 
 @dataclass(frozen=True)
@@ -217,7 +220,49 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise InputError(f"{path} not found; run the stage from the repository root")
     with open(path) as f:
         raw = yaml.safe_load(f)
-    return _convert(raw, Params, str(path))
+    params = _convert(raw, Params, str(path))
+    check_resolution(params)
+    return params
+
+
+def check_resolution(params: Params) -> None:
+    """The working resolution and the layout levels every stage can work with.
+
+    The layout levels double from 4 (`layout`, `partial`), each section's schedule has exactly the levels
+    up to its final level, fine-tuning (`finetune`, `finetune_partial`) needs that level at the image height,
+    the aspect ratio is an integer (the layout synthesizer grows a grid of `aspect` 4×4 cells), and the image
+    synthesizer (`image`) starts from the resolution divided by 2^image.num_upsamplings.
+    """
+    data = params.data
+    if data.height < 4 or data.width < 4:
+        raise InputError(f"data.height = {data.height}, data.width = {data.width}; both must be at least 4")
+    if data.height & (data.height - 1):
+        raise InputError(f"data.height = {data.height}; the layout levels double from 4 and fine-tuning needs the "
+                         f"last one at the image height, so use a power of two (e.g. 32, 64, 128)")
+    if data.width % data.height:
+        raise InputError(f"data.width / data.height = {data.width}/{data.height}; the layout synthesizer needs an "
+                         f"integer aspect ratio (e.g. 64x128 or 64x64)")
+    for kind in ("layout", "partial"):
+        final_level, schedule = getattr(params, kind).final_level, getattr(params, kind).schedule
+        try:
+            levels = level_of_height(final_level) + 1
+        except ValueError:
+            raise InputError(f"{kind}.final_level = {final_level}; use a power of two from 4 (4, 8, 16, ...)") from None
+        expected, given = [str(4 * 2**k) for k in range(levels)], sorted(schedule, key=lambda h: (len(h), h))
+        if given != expected:
+            raise InputError(f"{kind}.schedule has levels {given}; it must have exactly "
+                             f"{expected} to end at {kind}.final_level = {final_level}")
+        for height, level in schedule.items():
+            previous = "init" if height == "4" else str(int(height) // 2)
+            if level.previous != previous:
+                raise InputError(f"{kind}.schedule.{height}.previous = {level.previous!r}; it must be {previous!r}")
+        if final_level != data.height:
+            raise InputError(f"{kind}.final_level = {final_level} but the images are {data.height} pixels high; "
+                             f"fine-tuning needs layouts at the image size (set {kind}.final_level = data.height)")
+    scale = 2**params.image.num_upsamplings
+    if data.height % scale or data.width % scale:
+        raise InputError(f"image.num_upsamplings = {params.image.num_upsamplings} needs data.height and data.width "
+                         f"divisible by {scale}; lower it (the latent grid is {data.height}x{data.width} / {scale})")
 
 
 def _convert(value, kind, where: str):

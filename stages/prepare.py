@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from data.errors import InputError
 from data.io import atomic_output_dir
 from data.prepared import write_prepared_split
 from data.readers import SPLITS, open_dataset
@@ -19,8 +18,6 @@ OUT = Path("outputs/prepared")
 
 def main(params: Params) -> None:
     data = params.data
-    if data.height < 4 or data.width < 4:
-        raise InputError(f"data.height = {data.height}, data.width = {data.width}; both must be at least 4")
     reader = open_dataset(data.dataset, data.root, params.prepare.holdout_fraction)
     with atomic_output_dir(OUT) as folder:
         for split in SPLITS:

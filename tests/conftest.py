@@ -58,6 +58,15 @@ def load_default_params() -> dict:
     return yaml.safe_load((REPO / "params.yaml").read_text())
 
 
+def levels_at(height: int) -> dict:
+    """`layout` and `partial` overrides whose levels end at `height` (params.yaml's schedules cut there),
+    which every stage accepts together with `data.height = height`."""
+    defaults = load_default_params()
+    return {kind: {"final_level": height,
+                   "schedule": {h: level for h, level in defaults[kind]["schedule"].items() if int(h) <= height}}
+            for kind in ("layout", "partial")}
+
+
 @pytest.fixture
 def write_params(tmp_path, monkeypatch):
     """Writes params.yaml (the repo defaults with overrides) into a fresh working folder and enters it."""

@@ -129,3 +129,15 @@ def test_generation_errors_are_one_line(pipeline, capsys, tmp_path, monkeypatch)
     with pytest.raises(SystemExit):
         cli(["generate", "--from-gmm", "2"])
     assert "params.yaml not found; run the command in the repository" in capsys.readouterr().err
+
+
+def test_a_misspelt_class_is_reported_before_the_networks_are_looked_for(prepared, capsys):
+    assert not Path("outputs/finetune").exists()  # only prepare and palette have run
+    for palette, expected in (("road=0.4,skye=0.2", "unknown class 'skye' in the palette"),
+                              ("road=0.7,sky=0.6", "the palette's proportions sum to 1.300")):
+        with pytest.raises(SystemExit):
+            cli(["generate", "--palette", palette])
+        assert expected in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli(["generate", "--palette", "road=0.4"])
+    assert "outputs/finetune/checkpoint.pt not found" in capsys.readouterr().err  # a good palette gets that far

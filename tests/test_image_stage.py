@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import image.train
-from conftest import assert_pinned, tsv_row
+from conftest import assert_pinned, levels_at, tsv_row
 from stages.common import run_stage
 from stages.image import main as image_main
 from stages.prepare import main as prepare_main
@@ -22,7 +22,8 @@ TINY_IMAGE = {"base_channels": 2, "num_upsamplings": 1, "spade_hidden": 4, "crit
 
 @pytest.fixture
 def prepared(cityscapes_root, write_params):
-    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, image=TINY_IMAGE, device="cpu")
+    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, image=TINY_IMAGE, device="cpu",
+                 **levels_at(8))
     run_stage(prepare_main)
 
 
@@ -54,7 +55,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(prepared, kill_after_chec
 
 def test_a_non_finite_loss_stops_the_stage_and_keeps_the_last_good_checkpoint(cityscapes_root, write_params,
                                                                             monkeypatch, capsys):
-    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16},
+    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, **levels_at(8),
                  image={**TINY_IMAGE, "steps": 4, "checkpoint_every": 2}, device="cpu")
     run_stage(prepare_main)
     real_losses, calls = image.train.generator_losses, []
@@ -82,7 +83,8 @@ def test_a_non_finite_loss_stops_the_stage_and_keeps_the_last_good_checkpoint(ci
     ({"decay_start": 9}, "image.decay_start = 9"),
 ])
 def test_bad_image_params_stop_with_one_line(prepared, write_params, cityscapes_root, capsys, image, expected):
-    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, image={**TINY_IMAGE, **image})
+    write_params(data={"root": str(cityscapes_root), "height": 8, "width": 16}, image={**TINY_IMAGE, **image},
+                 **levels_at(8))
     capsys.readouterr()
     with pytest.raises(SystemExit):
         run_stage(image_main)
@@ -92,7 +94,7 @@ def test_bad_image_params_stop_with_one_line(prepared, write_params, cityscapes_
 
 def test_sean_trains_on_faces_and_its_codes_fill_a_style_bank(celeba_root, write_params, monkeypatch, capsys):
     write_params(data={"dataset": "celeba", "root": str(celeba_root), "height": 8, "width": 8}, device="cpu",
-                 image={**TINY_IMAGE, "model": "sean", "style_dim": 16, "middle_blocks": 1}, style={"splits": ["train"]})
+                 **levels_at(8), image={**TINY_IMAGE, "model": "sean", "style_dim": 16, "middle_blocks": 1}, style={"splits": ["train"]})
     run_stage(prepare_main)
     run_stage(image_main)
     assert "SEAN: each image in its own styles" in capsys.readouterr().out

@@ -1,13 +1,15 @@
 """The DVC pipeline end to end, in a copy of the repository with tiny params."""
 import json
 import re
+import subprocess
 import sys
 import time
 
 import numpy as np
 import yaml
+from PIL import Image
 
-from repository import dvc, sh, tiny_repository
+from repository import ENV, dvc, sh, tiny_repository
 
 
 def test_repro_then_nothing_to_do_then_experiments_rerun_only_what_their_params_change(tmp_path):
@@ -70,3 +72,28 @@ def wait_for_queue(repo, timeout: float) -> str:
             return status
         assert time.monotonic() < deadline, status
         time.sleep(2)
+
+
+def test_a_stage_stopped_by_bad_input_says_how_to_restore_its_last_good_outputs(tmp_path):
+    repo = tiny_repository(tmp_path / "repo", toy={"city_train": 4, "city_val": 2, "faces_count": 2})
+    dvc(repo, "repro", "prepare")
+    good = {p.relative_to(repo): p.read_bytes() for p in sorted((repo / "outputs/prepared").rglob("*.npy"))}
+
+    # A label replaced by a colour PNG of its ids: the next run of prepare stops on it, after DVC removed
+    # the stage's outputs.
+    label = sorted((repo / "datasets/toycity/gtFine/train").rglob("*_gtFine_labelIds.png"))[0]
+    with Image.open(label) as ids:
+        colour = ids.convert("RGB")
+    label.unlink()  # a new file, not a write through a link into DVC's cache
+    colour.save(label)
+    failed = subprocess.run([sys.executable, "-m", "dvc", "repro", "-s", "prepare"], cwd=repo, env=ENV,
+                            capture_output=True, text=True)
+    assert failed.returncode != 0
+    errors = [line for line in (failed.stdout + failed.stderr).splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "a PNG with 3 channels (mode RGB)" in errors[0], failed.stderr
+    assert errors[0].endswith("(dvc repro removed the previous outputs of prepare; `dvc checkout prepare` "
+                              "restores those of its last successful run)")
+    assert not (repo / "outputs/prepared").exists()
+
+    dvc(repo, "checkout", "prepare")
+    assert {p.relative_to(repo): p.read_bytes() for p in sorted((repo / "outputs/prepared").rglob("*.npy"))} == good

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from PIL import Image
 
 from formats import random_image, save_png, write_cityscapes_pair
 from data.errors import InputError
@@ -26,6 +27,19 @@ def test_cityscapes_instance_ids_decode_to_label_ids(tmp_path):
     label = reader.read_label(reader.samples("train")[0])
     # 255 goes to the last channel as in the authors' code
     assert label.tolist() == [[7, 26, 26], [24, 23, 34]]
+
+
+def test_a_palette_png_label_is_read_as_its_stored_indices(tmp_path):
+    root = tmp_path / "cs"
+    ids = np.array([[7, 7, 23], [26, 11, 255]])
+    write_cityscapes_pair(root, "train", "ulm_000000_000019", ids, np.random.default_rng(0))
+    label = root / "gtFine/train/ulm/ulm_000000_000019_gtFine_labelIds.png"
+    indexed = Image.fromarray(ids.astype(np.uint8))
+    indexed.putpalette([value for c in range(256) for value in (c, 255 - c, 0)])
+    indexed.save(label)
+    reader = open_dataset("cityscapes", root)
+    assert Image.open(label).mode == "P"
+    assert reader.read_label(reader.samples("train")[0]).tolist() == [[7, 7, 23], [26, 11, 34]]
 
 
 def test_cityscapes25k_appends_extra_pairs_with_8bit_pseudo_labels(cityscapes_root):
