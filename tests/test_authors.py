@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -108,3 +109,57 @@ def test_export_to_the_authors_layout_and_back_is_exact(kind):
         assert torch.equal(run(kind, original), run(kind, restored))
     assert len(exported) == len(original.state_dict()) + len(aliases) + (
         sum(len(v) - 1 for k, v in original.state_dict().items() if k.endswith(("class_weight", "class_bias"))))
+
+
+ESTIMATOR = REFERENCE / "cityscapes-full" / "cond_estimator.pkl"
+
+
+@needs_reference
+def test_the_authors_palette_estimator_becomes_our_gmm_file_with_the_same_samples(tmp_path):
+    from authors.gmm import authors_draws, read_authors_gmm
+    from data.labels import label_space
+    from palette.gmm import PaletteGMM
+
+    read_authors_gmm(ESTIMATOR, label_space("cityscapes").class_names).save(tmp_path / "gmm.npz")
+    gmm = PaletteGMM.load(tmp_path / "gmm.npz")
+    fixture = verify.read(REFERENCE / "cityscapes-full" / "fixtures.pt")["cond_estimator"]
+    assert gmm.num_components == int(fixture["gmm.n_components"]) == 11
+    assert np.array_equal(gmm.means.astype(np.float32), fixture["gmm.means_"].numpy())
+    # The authors' CondEstimator.sample after np.random.seed(9), draw for draw.
+    draws, components = authors_draws(gmm, 16, seed=9)
+    assert np.array_equal(draws, fixture["sample_default.raw_gmm_sample"].numpy())
+    assert np.array_equal(components, fixture["sample_default.components"].numpy())
+    assert np.array_equal(gmm.project(draws).astype(np.float32), fixture["sample_default.sem_cond"].numpy())
+
+
+class RunsACommand:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_pickle_naming_anything_else_is_refused_without_running_it(tmp_path):
+    import pickle
+
+    from authors.gmm import read_authors_gmm
+    from data.errors import InputError
+
+    marker = tmp_path / "ran"
+    hostile = tmp_path / "cond_estimator.pkl"
+    hostile.write_bytes(pickle.dumps(RunsACommand(marker)))
+    with pytest.raises(InputError, match=r"cond_estimator.pkl: the pickle names (posix|os|nt)\.system; a palette "
+                                         r"estimator holds only a scikit-learn GaussianMixture"):
+        read_authors_gmm(hostile, ("a", "b"))
+    assert not marker.exists()
+    other = tmp_path / "other.pkl"
+    other.write_bytes(pickle.dumps({"weights_": [1.0]}))
+    with pytest.raises(InputError, match="other.pkl: the pickle holds a dict; expected a scikit-learn GaussianMixture"):
+        read_authors_gmm(other, ("a", "b"))
+    if ESTIMATOR.is_file():
+        truncated = tmp_path / "truncated.pkl"
+        truncated.write_bytes(ESTIMATOR.read_bytes()[:5000])
+        with pytest.raises(InputError, match="truncated.pkl: not a readable pickle .*is the file truncated"):
+            read_authors_gmm(truncated, ("a", "b"))
