@@ -147,9 +147,11 @@ def check_stages(kind: str, network: nn.Module) -> None:
                          f"this one has {len(network.stages)}")
 
 
-def load_authors_state(network: nn.Module, kind: str, state: dict, source: str, released_levels: int = 0) -> list[str]:
+def load_authors_state(network: nn.Module, kind: str, state: dict, source: str,
+                       released_levels: int = 0) -> dict[str, list[str]]:
     """Loads the authors' state dict `state` (read from `source`) into `network`, a `kind` network
-    built with the compatibility settings; returns the authors' keys dropped as unused or aliases."""
+    built with the compatibility settings; returns the authors' keys it dropped: {"aliases": second names
+    of a mapped tensor, "unused": keys their forward does not use for a network like this one}."""
     check_stages(kind, network)
     what = KINDS[kind]
     converted, read = {}, set()
@@ -165,7 +167,7 @@ def load_authors_state(network: nn.Module, kind: str, state: dict, source: str, 
                              f"needs {tuple(target.shape)} (wrong class count, width or configuration?)")
         converted[key] = value
         read.update(names)
-    dropped = []
+    dropped = {"aliases": [], "unused": []}
     for name, value in state.items():
         if name in read:
             continue
@@ -174,9 +176,11 @@ def load_authors_state(network: nn.Module, kind: str, state: dict, source: str, 
             if not torch.equal(value, state[original]):
                 raise InputError(f"{source}: {name} should be the same tensor as {original} (the authors register "
                                  f"that layer twice) but differs; the file is not one the authors' code wrote")
-        elif not unused(kind, original, network, released_levels):
+            dropped["aliases"].append(name)
+        elif unused(kind, original, network, released_levels):
+            dropped["unused"].append(name)
+        else:
             raise InputError(f"{source}: unexpected key {name} for a {what} of this configuration")
-        dropped.append(name)
     network.load_state_dict(converted)
     return dropped
 
@@ -237,19 +241,20 @@ def layout_config(state: dict, kind: str, source: str, num_levels: int | None = 
                          spade_hidden=hidden, renormalize_palette=False, resize="nearest", critic_score_gain=math.sqrt(2))
 
 
-def image_config(generator: dict, critic: dict, kind: str, *, height: int, width: int, num_upsamplings: int,
+def image_config(generator: dict, critic: dict | None, kind: str, *, height: int, width: int, num_upsamplings: int,
                  middle_blocks: int) -> ImageNetworkConfig:
-    """The image generator and critic configuration of the authors' state dicts, with the compatibility
-    settings on. The topology (`num_upsamplings`, `middle_blocks`) is the release's: their `more`
-    (Cityscapes) and `normal` (CelebA) have the same keys."""
+    """The image generator and critic configuration of the authors' state dicts (without a critic, theirs
+    by default: 64 channels, 2 scales), with the compatibility settings on. The topology
+    (`num_upsamplings`, `middle_blocks`) is the release's: their `more` (Cityscapes) and `normal`
+    (CelebA) have the same keys."""
     sean = kind == "sean"
     norm = "ace_0.Spade" if sean else "norm_0"
     return ImageNetworkConfig(
         num_classes=generator["fc.weight"].shape[1], height=height, width=width,
         base_channels=generator["conv_img.weight"].shape[1], num_upsamplings=num_upsamplings,
         spade_hidden=generator[f"head_0.{norm}.mlp_shared.0.weight"].shape[0],
-        critic_channels=critic["discriminator_0.model0.0.weight"].shape[0],
-        critic_scales=len({k.split(".")[0] for k in critic}), model="sean" if sean else "spade",
+        critic_channels=critic["discriminator_0.model0.0.weight"].shape[0] if critic else 64,
+        critic_scales=len({k.split(".")[0] for k in critic}) if critic else 2, model="sean" if sean else "spade",
         style_dim=generator["Zencoder.model.14.weight"].shape[0] if sean else 0, middle_blocks=middle_blocks,
         resize="nearest", regions="authors" if sean else "argmax",
         encoder_channels=generator["Zencoder.model.1.weight"].shape[0] if sean else 0,
