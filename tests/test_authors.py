@@ -164,3 +164,43 @@ def test_a_pickle_naming_anything_else_is_refused_without_running_it(tmp_path):
         truncated.write_bytes(ESTIMATOR.read_bytes()[:5000])
         with pytest.raises(InputError, match="truncated.pkl: not a readable pickle .*is the file truncated"):
             read_authors_gmm(truncated, ("a", "b"))
+
+
+def full_width(kind: str) -> torch.nn.Module:
+    """The released configurations' networks at full width (meta tensors: shapes only, nothing allocated)."""
+    layout = NetworkConfig(num_classes=35, latent_dim=512, aspect=2, num_levels=9, channel_base=4096, channel_max=512,
+                           pixel_norm="authors", renormalize_palette=False, resize="nearest",
+                           critic_score_gain=math.sqrt(2))
+    build = {
+        "layout": lambda: build_generator(layout),
+        "layout_critic": lambda: build_critic(layout),
+        "completor": lambda: build_generator(NetworkConfig(**{**layout.__dict__, "completor": True, "spade_hidden": 128})),
+        "spade": lambda: build_image_generator(ImageNetworkConfig(35, 128, 256, 64, 6, 128, resize="nearest")),
+        "image_critic": lambda: MultiscaleDiscriminator(35),
+        "image_only_critic": lambda: MultiscaleDiscriminator(0),
+        "sean": lambda: build_image_generator(ImageNetworkConfig(
+            19, 256, 256, 64, 5, 128, model="sean", style_dim=512, middle_blocks=1, resize="nearest", regions="authors",
+            encoder_channels=32)),
+        "sean_critic": lambda: MultiscaleDiscriminator(19),
+    }[kind]
+    with torch.device("meta"):
+        return build()
+
+
+# Parameters of the released networks (counted with the authors' code, reference README) and the keys of
+# their files. SEAN's last block has 3 × 2 blend scalars its forward never uses, which ours leave out, and
+# 18 × 3 unused `Spade.param_free_norm` buffers: 982 keys in their file.
+RELEASED = {"layout": (28_743_275, 86), "layout_critic": (23_164_049, 56), "completor": (47_391_172, 346),
+            "spade": (93_018_051, 234), "image_critic": (1_396_866, 20), "image_only_critic": (1_325_186, 20),
+            "sean": (266_907_367 - 6, 982 - 6 - 54), "sean_critic": (1_364_098, 20)}
+
+
+@pytest.mark.parametrize("network", list(RELEASED))
+def test_the_mapping_covers_the_released_networks_at_full_width(network):
+    model = full_width(network)
+    kind = network if network in KINDS else "image_critic"
+    names = authors_state(model, kind, released_levels=9)
+    parameters, keys = RELEASED[network]
+    assert (parameter_count(model), len(names)) == (parameters, keys)
+    # Every exported name is one the import reads back: the mapping is one to one at full width too.
+    assert len(set(names)) == len(names)
