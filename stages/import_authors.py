@@ -19,7 +19,6 @@ aspect ratio, levels, a completor where a generator is expected) is an error nam
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import pickle
@@ -224,16 +223,7 @@ def run(args) -> None:
     print(f"import-authors: written to {args.out}/ (report.json lists the dropped keys)")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stages.import_authors")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["import-authors", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        run(args)
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
-
-
 if __name__ == "__main__":
-    main()
+    from stages.generate import cli  # the console script, whose subcommand this is
+
+    cli(["import-authors", *sys.argv[1:]])
