@@ -19,6 +19,7 @@ aspect ratio, levels, a completor where a generator is expected) is an error nam
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import pickle
@@ -109,6 +110,16 @@ def read_state(path: Path, expected: tuple[str, ...]) -> tuple[dict, str]:
     return state, kind
 
 
+@contextlib.contextmanager
+def complete(path: Path, kind: str):
+    """Reading a configuration from a file's shapes: a key it lacks is an error naming the file."""
+    try:
+        yield
+    except KeyError as key:
+        raise InputError(f"{path}: key {key} not found; every {KINDS[kind]} of the authors has it "
+                         f"(is the file incomplete?)") from None
+
+
 def check_classes(path: Path, found: int, release: Release) -> None:
     expected = label_space(release.dataset).num_classes
     if found != expected:
@@ -129,7 +140,8 @@ def import_layout(files: dict[str, Path], release: Release) -> tuple[dict, list[
     if block_count(state) <= level:
         raise InputError(f"{path}: the generator has {block_count(state)} levels (up to "
                          f"{level_height(block_count(state) - 1)} px high); this configuration needs {release.height} px")
-    config = layout_config(state, kind, str(path), num_levels=level + 1)
+    with complete(path, kind):
+        config = layout_config(state, kind, str(path), num_levels=level + 1)
     check_classes(path, config.num_classes, release)
     if config.aspect * release.height != release.width:
         raise InputError(f"{path}: layouts of aspect ratio {config.aspect}; this configuration is "
@@ -149,11 +161,12 @@ def import_layout(files: dict[str, Path], release: Release) -> tuple[dict, list[
 def import_image(files: dict[str, Path], release: Release) -> tuple[dict, dict | None, list[dict]]:
     path = files["img_g"]
     state, kind = read_state(path, (release.image,))
-    num_classes = state["fc.weight"].shape[1]
-    check_classes(path, num_classes, release)
     critics = {label: read_state(files[label], ("image_critic",))[0] for label in ("img_d", "img_d2") if label in files}
-    config = image_config(state, critics.get("img_d", critics.get("img_d2")), kind, height=release.height,
-                          width=release.width, num_upsamplings=release.num_upsamplings, middle_blocks=release.middle_blocks)
+    with complete(path, kind):
+        config = image_config(state, critics.get("img_d", critics.get("img_d2")), kind, height=release.height,
+                              width=release.width, num_upsamplings=release.num_upsamplings,
+                              middle_blocks=release.middle_blocks)
+    check_classes(path, config.num_classes, release)
     model = ImageModel.create(config)
     reports = [record(path, kind, state, load_authors_state(model.generator, kind, state, str(path)), model.generator)]
     if "img_d" in critics:

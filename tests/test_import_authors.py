@@ -79,6 +79,10 @@ def bad_folder(tmp_path, case: str):
     elif case == "fewer_levels":
         state = torch.load(FULL / "seg_g_net_128.pth", weights_only=True)
         torch.save({k: v for k, v in state.items() if int(k.split(".")[1]) < 4}, folder / "seg_g_net_32.pth")
+    elif case == "incomplete":
+        state = torch.load(FULL / "seg_g_net_128.pth", weights_only=True)
+        del state["blocks.3.conv2.weight"]
+        torch.save(state, folder / "seg_g_net_128.pth")
     elif case == "other_objects":
         torch.save({"blocks.0.fc1.weight": NotATensor()}, folder / "seg_g_net_128.pth")
     elif case == "not_a_state_dict":
@@ -95,6 +99,8 @@ def bad_folder(tmp_path, case: str):
                                              r"dict of a layout generator .*\(is the file truncated\?\)"),
     ("fewer_levels", "cityscapes-full-128x256", r"seg_g_net_32\.pth: the generator has 4 levels \(up to 32 px high\); "
                                                 r"this configuration needs 128 px"),
+    ("incomplete", "cityscapes-full-128x256", r"seg_g_net_128\.pth: key 'blocks\.3\.conv2\.weight' not found; every "
+                                              r"layout generator .* of the authors has it \(is the file incomplete\?\)"),
     ("other_objects", "cityscapes-full-128x256", r"seg_g_net_128\.pth: holds objects other than tensors, so it was "
                                                  r"not read"),
     ("not_a_state_dict", "cityscapes-full-128x256", r"img_g_net_128\.pth: not a state dict of the authors' networks; "
