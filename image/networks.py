@@ -8,7 +8,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 from layout.layouts import one_hot
-from layout.networks import SPADE, SPADEResBlock, lrelu, resize_to
+from layout.networks import SPADE, SPADEResBlock, check_resize, lrelu, resize_to
 
 
 def initialize(module: nn.Module, gain: float = 0.02) -> None:
@@ -31,12 +31,15 @@ class SPADEGenerator(nn.Module):
     block conditioned on the layout; `middle_blocks` more blocks follow the first stage at its
     resolution. Stage widths fall to `base` at the last stage, halving from 16·base. With base 64, 6
     upsamplings and no middle block this is the authors' Cityscapes generator at 128×256 (`more`); with
-    5 upsamplings and one middle block, their `normal` topology (CelebA at 256×256).
+    5 upsamplings and one middle block, their `normal` topology (CelebA at 256×256). `resize` is how the
+    layout is resized to the latent grid and to each block (`nearest`, the legacy rule, for the authors'
+    networks).
     """
 
     def __init__(self, num_classes: int, *, height: int, width: int, base_channels: int, num_upsamplings: int,
-                 spade_hidden: int, middle_blocks: int = 0):
+                 spade_hidden: int, middle_blocks: int = 0, resize: str = "nearest-exact"):
         super().__init__()
+        self.resize = check_resize(resize)
         scale = 2**num_upsamplings
         if height % scale or width % scale:
             raise ValueError(f"{height}x{width} is not divisible by 2^{num_upsamplings}; "
@@ -57,10 +60,10 @@ class SPADEGenerator(nn.Module):
         initialize(self)
 
     def make_block(self, in_channels: int, out_channels: int, *, final: bool) -> nn.Module:
-        return SPADEResBlock(in_channels, out_channels, self.num_classes, self.spade_hidden)
+        return SPADEResBlock(in_channels, out_channels, self.num_classes, self.spade_hidden, resize=self.resize)
 
     def render(self, layout: torch.Tensor, *condition: torch.Tensor) -> torch.Tensor:
-        x = self.fc(F.interpolate(layout, size=self.latent_size, mode="nearest-exact"))
+        x = self.fc(F.interpolate(layout, size=self.latent_size, mode=self.resize))
         x = self.head(x, *condition)
         for upsample, stage in zip(self.upsample_before, self.stages):
             if upsample:
@@ -72,22 +75,46 @@ class SPADEGenerator(nn.Module):
         return self.render(layout, layout)
 
 
-def region_masks(layout: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """One-hot masks of the layout's most likely class, at the resolution of `like`. Argmax masks do not
-    overlap even for soft layouts (the authors used `layout > 0`, where the last class won)."""
-    return resize_to(one_hot(layout.argmax(dim=1), layout.shape[1]).to(layout.dtype), like)
+# Which pixels make a class's region in SEAN. `argmax`: the layout's most likely class (ours: regions
+# never overlap, even on soft layouts). `authors`: every class non-zero at the pixel, as the authors'
+# `seg.bool()`; their encoder pools each class over all of its non-zero pixels, and their style painting
+# (a `masked_scatter_` per class in class order) leaves the last non-zero class at each pixel.
+REGION_RULES = ("argmax", "authors")
+
+
+def region_masks(layout: torch.Tensor, like: torch.Tensor, rule: str = "argmax", resize: str = "nearest-exact",
+                 *, pooling: bool = False) -> torch.Tensor:
+    """B×C masks of each class's region at the resolution of `like`, by `rule` (REGION_RULES); with
+    `pooling`, the regions the encoder averages over, else the regions style codes are painted on."""
+    classes = layout.shape[1]
+    if rule == "argmax":
+        return resize_to(one_hot(layout.argmax(dim=1), classes).to(layout.dtype), like, resize)
+    nonzero = resize_to(layout, like, resize) != 0
+    if pooling:
+        return nonzero.to(layout.dtype)
+    last = classes - 1 - nonzero.flip(1).int().argmax(dim=1)
+    return one_hot(last, classes).to(layout.dtype) * nonzero.any(dim=1, keepdim=True)
+
+
+def check_regions(rule: str) -> str:
+    if rule not in REGION_RULES:
+        raise ValueError(f"regions = {rule!r}; use one of: {', '.join(REGION_RULES)}")
+    return rule
 
 
 class RegionStyleEncoder(nn.Module):
     """SEAN's region encoder: a conv net maps the image to a style_dim-channel map at half its
     resolution (widths style_dim/16 ... style_dim/2, tanh output), which is averaged inside each class
-    region of the layout. Returns B×C×style_dim codes, zero for absent classes."""
+    region of the layout. Returns B×C×style_dim codes, zero for absent classes. `channels` sets the
+    first width instead (the authors fix it at 32 whatever the style length; 32 = 512 / 16 as released)."""
 
-    def __init__(self, style_dim: int):
+    def __init__(self, style_dim: int, channels: int = 0, regions: str = "argmax", resize: str = "nearest-exact"):
         super().__init__()
         if style_dim < 16 or style_dim % 16:
             raise ValueError(f"style_dim = {style_dim}; it must be a positive multiple of 16")
-        w = [style_dim // 16, style_dim // 8, style_dim // 4, style_dim // 2]
+        self.regions, self.resize = check_regions(regions), check_resize(resize)
+        base = channels or style_dim // 16
+        w = [base, 2 * base, 4 * base, 8 * base]
         act = lambda: nn.LeakyReLU(0.2)  # noqa: E731
         self.features = nn.Sequential(
             nn.ReflectionPad2d(1), nn.Conv2d(3, w[0], 3), nn.InstanceNorm2d(w[0]), act(),
@@ -99,7 +126,7 @@ class RegionStyleEncoder(nn.Module):
 
     def forward(self, image: torch.Tensor, layout: torch.Tensor) -> torch.Tensor:
         features = self.features(image)
-        masks = region_masks(layout, features)
+        masks = region_masks(layout, features, self.regions, self.resize, pooling=True)
         sums = torch.einsum("bshw,bchw->bcs", features, masks)
         return sums / masks.sum(dim=(2, 3)).clamp(min=1)[..., None]
 
@@ -111,9 +138,11 @@ class ACE(nn.Module):
     and convolves that map; learned scalars (through a sigmoid) set the blend. With `use_style` off
     (the authors' last block) only the layout modulation is used."""
 
-    def __init__(self, channels: int, num_classes: int, hidden: int, style_dim: int, *, use_style: bool):
+    def __init__(self, channels: int, num_classes: int, hidden: int, style_dim: int, *, use_style: bool,
+                 regions: str = "argmax", resize: str = "nearest-exact"):
         super().__init__()
-        self.spade = SPADE(channels, num_classes, hidden)
+        self.regions, self.resize = check_regions(regions), resize
+        self.spade = SPADE(channels, num_classes, hidden, resize)
         self.noise_scale = nn.Parameter(torch.zeros(channels))
         self.use_style = use_style
         if use_style:
@@ -130,7 +159,7 @@ class ACE(nn.Module):
         gamma, beta = self.spade.modulation(layout, x)
         if self.use_style:
             codes = F.relu(torch.einsum("bcs,cst->bct", styles, self.class_weight) + self.class_bias)
-            style_map = torch.einsum("bct,bchw->bthw", codes, region_masks(layout, x))
+            style_map = torch.einsum("bct,bchw->bthw", codes, region_masks(layout, x, self.regions, self.resize))
             blend_gamma, blend_beta = torch.sigmoid(self.blend_gamma), torch.sigmoid(self.blend_beta)
             gamma = blend_gamma * self.style_gamma(style_map) + (1 - blend_gamma) * gamma
             beta = blend_beta * self.style_beta(style_map) + (1 - blend_beta) * beta
@@ -141,17 +170,20 @@ class SEANGenerator(SPADEGenerator):
     """SEAN: the SPADE generator with ACE normalisation, so that each class region takes the style of a
     per-class code. `forward(layout, styles)` renders with B×C×style_dim codes, which `encode` pools from
     a real image over a layout (or which come from a style bank). The last block is layout-only, as the
-    authors'. Unlike theirs, this one trains: the encoder is part of the generator."""
+    authors'. Unlike theirs, this one trains: the encoder is part of the generator. `encoder_channels`
+    and `regions` "authors" (with `resize` "nearest") reproduce the authors' networks, see
+    RegionStyleEncoder and REGION_RULES."""
 
-    def __init__(self, num_classes: int, *, style_dim: int, **kwargs):
-        self.style_dim = style_dim
+    def __init__(self, num_classes: int, *, style_dim: int, encoder_channels: int = 0, regions: str = "argmax",
+                 **kwargs):
+        self.style_dim, self.regions = style_dim, check_regions(regions)
         super().__init__(num_classes, **kwargs)
-        self.encoder = RegionStyleEncoder(style_dim)
+        self.encoder = RegionStyleEncoder(style_dim, encoder_channels, regions, self.resize)
         initialize(self.encoder)
 
     def make_block(self, in_channels: int, out_channels: int, *, final: bool) -> nn.Module:
         norm = lambda channels: ACE(channels, self.num_classes, self.spade_hidden, self.style_dim,  # noqa: E731
-                                    use_style=not final)
+                                    use_style=not final, regions=self.regions, resize=self.resize)
         return SPADEResBlock(in_channels, out_channels, self.num_classes, self.spade_hidden, norm=norm)
 
     def encode(self, image: torch.Tensor, layout: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,10 @@ class ImageNetworkConfig:
     model: str = "spade"  # spade | sean
     style_dim: int = 0  # sean only; the authors: 512
     middle_blocks: int = 0  # the authors: 0 for `more` (scenes), 1 for `normal` (faces)
+    # Reproducing the authors' networks (set by the import of their checkpoints, stages.import_authors):
+    resize: str = "nearest-exact"  # layout resizing in the generator; `nearest`: the authors' legacy rule
+    regions: str = "argmax"  # sean: which pixels make a class region; `authors`: see image.networks.REGION_RULES
+    encoder_channels: int = 0  # sean: the style encoder's first width, 0 = style_dim / 16; the authors: 32
 
     def __post_init__(self):
         if self.model not in ("spade", "sean"):
@@ -39,9 +43,10 @@ class ImageNetworkConfig:
 def build_image_generator(config: ImageNetworkConfig) -> SPADEGenerator:
     shape = dict(height=config.height, width=config.width, base_channels=config.base_channels,
                  num_upsamplings=config.num_upsamplings, spade_hidden=config.spade_hidden,
-                 middle_blocks=config.middle_blocks)
+                 middle_blocks=config.middle_blocks, resize=config.resize)
     if config.model == "sean":
-        return SEANGenerator(config.num_classes, style_dim=config.style_dim, **shape)
+        return SEANGenerator(config.num_classes, style_dim=config.style_dim, encoder_channels=config.encoder_channels,
+                             regions=config.regions, **shape)
     return SPADEGenerator(config.num_classes, **shape)
 
 

@@ -112,9 +112,12 @@ class LayoutGenerator(nn.Module):
     palette_extra = 0  # palette entries beyond the C classes
 
     def __init__(self, num_classes: int, *, latent_dim: int, aspect: int, num_levels: int,
-                 channel_base: int, channel_max: int, pixel_norm: str = "standard"):
+                 channel_base: int, channel_max: int, pixel_norm: str = "standard", renormalize_palette: bool = True):
+        """`pixel_norm` "authors" and `renormalize_palette` False reproduce the authors' networks exactly
+        (their PixelNorm has no square root; they use the palette as given, never divided by its sum)."""
         super().__init__()
         self.num_classes, self.latent_dim, self.aspect, self.num_levels = num_classes, latent_dim, aspect, num_levels
+        self.renormalize_palette = renormalize_palette
         self.widths = widths = [channels_at(i, channel_base, channel_max) for i in range(num_levels)]
         palette_size = num_classes + self.palette_extra
         self.norm = PixelNorm(pixel_norm)
@@ -152,7 +155,8 @@ class LayoutGenerator(nn.Module):
         """Layouts at levels 0..level (the last one is the output). With `alpha`, the output fades from
         the previous level's head (on upsampled features, alpha = 0) to this level's (alpha = 1).
         `condition` is the completor's masked input layout."""
-        palette = palette / palette.sum(dim=1, keepdim=True)  # a palette that does not sum to 1 would skew the spread target
+        if self.renormalize_palette:  # a palette that does not sum to 1 would skew the spread target
+            palette = palette / palette.sum(dim=1, keepdim=True)
         fading = alpha is not None and level > 0
         outputs, x = [], self.start(torch.cat([z, palette], dim=1))
         for i in range(level + 1):
@@ -170,22 +174,34 @@ class LayoutGenerator(nn.Module):
         return outputs
 
 
-def resize_to(layout: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(layout, size=like.shape[-2:], mode="nearest-exact")
+# How layouts are resized to a feature map: `nearest-exact` samples pixel centres (ours); `nearest` is
+# torch's legacy rule src = floor(dst · in / out), which the authors' networks were trained with.
+RESIZE_MODES = ("nearest-exact", "nearest")
+
+
+def check_resize(mode: str) -> str:
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"resize = {mode!r}; use one of: {', '.join(RESIZE_MODES)}")
+    return mode
+
+
+def resize_to(layout: torch.Tensor, like: torch.Tensor, mode: str = "nearest-exact") -> torch.Tensor:
+    return F.interpolate(layout, size=like.shape[-2:], mode=mode)
 
 
 class SPADE(nn.Module):
     """Parameter-free batch normalisation modulated per pixel by convolutions of a layout."""
 
-    def __init__(self, channels: int, layout_channels: int, hidden: int):
+    def __init__(self, channels: int, layout_channels: int, hidden: int, resize: str = "nearest-exact"):
         super().__init__()
+        self.resize = check_resize(resize)
         self.norm = nn.BatchNorm2d(channels, affine=False)
         self.shared = nn.Sequential(nn.Conv2d(layout_channels, hidden, 3, padding=1), nn.ReLU())
         self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
         self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
 
     def modulation(self, layout: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.shared(resize_to(layout, like))
+        h = self.shared(resize_to(layout, like, self.resize))
         return self.gamma(h), self.beta(h)
 
     def forward(self, x: torch.Tensor, layout: torch.Tensor) -> torch.Tensor:
@@ -202,9 +218,9 @@ class SPADEResBlock(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, layout_channels: int, hidden: int,
-                 norm: Callable[[int], nn.Module] | None = None):
+                 norm: Callable[[int], nn.Module] | None = None, resize: str = "nearest-exact"):
         super().__init__()
-        norm = norm or (lambda channels: SPADE(channels, layout_channels, hidden))
+        norm = norm or (lambda channels: SPADE(channels, layout_channels, hidden, resize))
         middle = min(in_channels, out_channels)
         sn = nn.utils.parametrizations.spectral_norm
         self.norm_0 = norm(in_channels)
@@ -222,7 +238,8 @@ class SPADEResBlock(nn.Module):
         return skip + self.conv_1(lrelu(self.norm_1(dx, *condition)))
 
 
-def completion_activation(logits: torch.Tensor, palette: torch.Tensor, condition: torch.Tensor, eps: float = 1e-6):
+def completion_activation(logits: torch.Tensor, palette: torch.Tensor, condition: torch.Tensor, eps: float = 1e-6,
+                          resize: str = "nearest-exact"):
     """The completor's activation: the palette-assisted activation over C classes + "keep", then the keep
     mass takes the input layout: merged = dist[:C] + dist[C] · input. Palette entries under 0.002 are
     dropped (on a copy; the authors changed the caller's tensor). Returns (merged, masks, distribution)."""
@@ -230,23 +247,24 @@ def completion_activation(logits: torch.Tensor, palette: torch.Tensor, condition
     masks = palette_masks(logits, palette)
     present = (palette > 0).to(masks.dtype)[:, :, None, None]
     distribution = (masks + eps * present) / (masks + eps * present).sum(dim=1, keepdim=True)
-    merged = distribution[:, :-1] + distribution[:, -1:] * resize_to(condition, logits)
+    merged = distribution[:, :-1] + distribution[:, -1:] * resize_to(condition, logits, resize)
     return merged, masks, distribution
 
 
 class LayoutCompletor(LayoutGenerator):
     """Regenerates the masked part of a layout: the generator's levels, heads and joints, with SPADE
     residual blocks conditioned on the masked input layout, and a palette over C classes + "keep the
-    input", whose share of each pixel copies the input there."""
+    input", whose share of each pixel copies the input there. `resize` is how the input layout is
+    resized to each level (`nearest` for the authors' networks)."""
 
     palette_extra = 1
 
-    def __init__(self, num_classes: int, *, spade_hidden: int, **kwargs):
-        self.spade_hidden = spade_hidden
+    def __init__(self, num_classes: int, *, spade_hidden: int, resize: str = "nearest-exact", **kwargs):
+        self.spade_hidden, self.resize = spade_hidden, check_resize(resize)
         super().__init__(num_classes, **kwargs)
 
     def make_block(self, level: int, in_channels: int, out_channels: int) -> nn.Module:
-        return SPADEResBlock(in_channels, out_channels, self.num_classes, self.spade_hidden)
+        return SPADEResBlock(in_channels, out_channels, self.num_classes, self.spade_hidden, resize=self.resize)
 
     def start(self, z_and_palette: torch.Tensor) -> torch.Tensor:
         return self.input_fc(self.norm(z_and_palette)).view(len(z_and_palette), self.widths[0], 4, 4 * self.aspect)
@@ -258,15 +276,18 @@ class LayoutCompletor(LayoutGenerator):
 
     def head(self, level, x, palette, condition) -> LayoutOutput:
         logits = self.heads[level](x)
-        merged, masks, distribution = completion_activation(logits, palette, condition)
+        merged, masks, distribution = completion_activation(logits, palette, condition, resize=self.resize)
         return LayoutOutput(merged, masks, logits, distribution)
 
 
 class LayoutDiscriminator(nn.Module):
-    """Unconditional progressive critic on C-channel layouts; one score per sample."""
+    """Unconditional progressive critic on C-channel layouts; one score per sample. `score_gain` is the
+    equalized-lr gain of the final linear layer (the authors' is sqrt(2), as for every layer but `from_mask`)."""
 
-    def __init__(self, num_classes: int, *, aspect: int, num_levels: int, channel_base: int, channel_max: int):
+    def __init__(self, num_classes: int, *, aspect: int, num_levels: int, channel_base: int, channel_max: int,
+                 score_gain: float = 1.0):
         super().__init__()
+        self.num_levels = num_levels
         widths = [channels_at(i, channel_base, channel_max) for i in range(num_levels)]
         self.from_layout = nn.ModuleList(EqualizedConv2d(num_classes, w, 1, gain=1.0) for w in widths)
         self.convs = nn.ModuleList(
@@ -277,7 +298,7 @@ class LayoutDiscriminator(nn.Module):
         # The last block absorbs the aspect ratio with a (1, aspect) stride: 4×4a -> 4×4 -> 1×1.
         self.final_conv1 = EqualizedConv2d(widths[0], widths[0], 3, stride=(1, aspect), padding=1)
         self.final_conv2 = EqualizedConv2d(widths[0], widths[0], 4)
-        self.score = EqualizedLinear(widths[0], 1, gain=1.0)
+        self.score = EqualizedLinear(widths[0], 1, gain=score_gain)
 
     def block(self, level: int, h: torch.Tensor) -> torch.Tensor:
         if level == 0:

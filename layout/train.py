@@ -39,6 +39,10 @@ class NetworkConfig:
     pixel_norm: str
     completor: bool = False
     spade_hidden: int = 0  # the completor's SPADE hidden width
+    # Reproducing the authors' networks (set by the import of their checkpoints, stages.import_authors):
+    renormalize_palette: bool = True  # False: the palette is used as given (the authors)
+    resize: str = "nearest-exact"  # the completor's input-layout resizing; `nearest`: the authors' legacy rule
+    critic_score_gain: float = 1.0  # the critic's last layer's equalized-lr gain; the authors: sqrt(2)
 
 
 @dataclass
@@ -130,8 +134,7 @@ class LayoutModel:
     @classmethod
     def create(cls, config: NetworkConfig, lr: float, betas: tuple[float, float], device="cpu") -> "LayoutModel":
         generator = build_generator(config).to(device)
-        discriminator = LayoutDiscriminator(config.num_classes, aspect=config.aspect, num_levels=config.num_levels,
-                                            channel_base=config.channel_base, channel_max=config.channel_max).to(device)
+        discriminator = build_critic(config).to(device)
         ema = copy.deepcopy(generator).eval().requires_grad_(False)
         # One optimizer per network for every level's parameters, kept across levels as the authors do.
         return cls(config, generator, discriminator, ema,
@@ -167,10 +170,17 @@ class LayoutModel:
 
 def build_generator(config: NetworkConfig) -> LayoutGenerator:
     shape = dict(latent_dim=config.latent_dim, aspect=config.aspect, num_levels=config.num_levels,
-                 channel_base=config.channel_base, channel_max=config.channel_max, pixel_norm=config.pixel_norm)
+                 channel_base=config.channel_base, channel_max=config.channel_max, pixel_norm=config.pixel_norm,
+                 renormalize_palette=config.renormalize_palette)
     if config.completor:
-        return LayoutCompletor(config.num_classes, spade_hidden=config.spade_hidden, **shape)
+        return LayoutCompletor(config.num_classes, spade_hidden=config.spade_hidden, resize=config.resize, **shape)
     return LayoutGenerator(config.num_classes, **shape)
+
+
+def build_critic(config: NetworkConfig) -> LayoutDiscriminator:
+    return LayoutDiscriminator(config.num_classes, aspect=config.aspect, num_levels=config.num_levels,
+                               channel_base=config.channel_base, channel_max=config.channel_max,
+                               score_gain=config.critic_score_gain)
 
 
 def load_generator(path: str | Path, *, ema: bool = True, device="cpu") -> tuple[LayoutGenerator, int]:

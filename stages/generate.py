@@ -26,6 +26,7 @@ from image.train import to_uint8
 from layout.layouts import one_hot
 from palette.conditional import sample_conditional
 from palette.gmm import PaletteGMM
+from stages import import_authors
 from stages.common import load_synthesis_chain, resolve_device
 from stages.params import load_params
 
@@ -123,12 +124,16 @@ def parser() -> argparse.ArgumentParser:
                          help="unnamed classes: drawn from the GMM given the named ones (default), or zero")
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--out", default="generated", help="output folder (default: generated/)")
+    import_authors.add_parser(commands)
     return main
 
 
 def cli(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     try:
+        if args.command == "import-authors":
+            import_authors.run(args)
+            return
         if (args.from_gmm if args.from_gmm is not None else args.count) < 1:
             raise InputError("--count and --from-gmm need at least 1")
         generate(args)
