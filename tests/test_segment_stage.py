@@ -59,7 +59,7 @@ def test_a_killed_segmenter_resumes(separate_chain, monkeypatch, capsys, kill_af
 
 def test_the_real_fraction_picks_a_seeded_subset():
     assert len(real_subset(400, 0.1, seed=0)) == 40
-    assert (real_subset(400, 0.1, seed=0) == real_subset(400, 0.1, seed=0)).all()
+    assert real_subset(400, 0.1, seed=0)[:6].tolist() == [0, 5, 24, 26, 31, 62]  # sorted, drawn from the seed
     assert set(real_subset(400, 0.1, seed=0)) != set(real_subset(400, 0.1, seed=1))
     assert len(real_subset(5, 0.01, seed=0)) == 1
 
