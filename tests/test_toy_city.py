@@ -118,6 +118,17 @@ def test_same_seed_same_bytes_other_seed_other_images(dataset, tmp_path):
     assert len(differing) == len(images)  # same name may occur, the content never matches
 
 
+def test_the_first_train_frame_is_the_pinned_one(dataset):
+    """The generator's output for the fixed seed: the label histogram of the first train frame and the
+    sum of its image's bytes (numbers, not PNG bytes, which depend on the zlib build)."""
+    labels = _read(dataset / "gtFine/train/downtown/downtown_000004_000019_gtFine_labelIds.png")
+    ids, counts = np.unique(labels, return_counts=True)
+    assert dict(zip(ids.tolist(), counts.tolist())) == {1: 545, 7: 2923, 8: 318, 11: 1559, 17: 81, 19: 13, 21: 1634,
+                                                        23: 324, 24: 83, 26: 712}
+    image = _read(dataset / "leftImg8bit/train/downtown/downtown_000004_000019_leftImg8bit.png")
+    assert int(image.astype(np.int64).sum()) == 2194054
+
+
 def test_split_counts_do_not_change_other_images(dataset, tmp_path):
     fewer = _files(_write(tmp_path / "fewer", train=TRAIN - 4, val=VAL + 2))
     full = _files(dataset)
