@@ -1,6 +1,7 @@
 """Every generation metric against a value computed independently here (a closed form, a hand-worked case,
 or a few lines of NumPy/SciPy that take another route than the implementation), on inputs where every
 term and every special rule of the definition changes the result."""
+import dataclasses
 import itertools
 import math
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 from scipy import optimize, spatial, special, stats
 
+from conftest import REPO
 from data.labels import LabelSpace
 from image.fidelity import ImageFeatures, fid, kid
 from palette.comparison import divergences, earth_movers_distance, frechet_distance
@@ -17,7 +19,7 @@ from palette.metrics import proportion_errors
 from segment.metrics import confusion_matrix, iou_scores
 from segment.train import evaluate_segmenter
 from stages.evaluate import measure
-from stages.params import EvaluateParams
+from stages.params import load_params
 from test_evaluate import ColourStatistics  # noqa: F401 (registers the colour-statistics extractor)
 
 
@@ -241,10 +243,12 @@ def test_a_draw_measured_gives_each_metric_of_its_generated_pairs():
     gmm = PaletteGMM(np.array([1.0]), obtained.mean(0, keepdims=True), np.eye(6)[None] * 0.05, space.class_names)
     features = ImageFeatures(None, extractor="colour-statistics", feature="colour")
     real_features = features(torch.from_numpy(rng.integers(0, 256, (8, 3, 4, 8)).astype(np.uint8)))
-    params = EvaluateParams(samples=8, repeats=1, inception_weights="", kid_subset_size=50, fsd_ridge=1e-3)
+    defaults = load_params(REPO / "params.yaml")
+    params = dataclasses.replace(defaults, evaluate=dataclasses.replace(defaults.evaluate, kid_subset_size=50,
+                                                                        fsd_ridge=1e-3))
     row = measure(requested, torch.from_numpy(labels), images, space=space, real_palettes=real_palettes,
                   real_features=real_features, features=features, gmm=gmm, real_segmenter=ColourCodeSegmenter(6),
-                  params=type("Params", (), {"evaluate": params})(), seed=0, device="cpu")
+                  params=params, seed=0, device="cpu")
 
     iou, miou = miou_reference(labels, predicted, EVAL_IDS)
     assert row["gan_test_miou"] == pytest.approx(miou, rel=1e-12)
