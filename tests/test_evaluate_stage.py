@@ -12,6 +12,7 @@ import torch
 
 import stages.evaluate
 from data.prepared import open_prepared_split
+from image.fidelity import ImageFeatures, fid, kid, to_uint8_chw
 from palette.comparison import divergences, earth_movers_distance, frechet_distance
 from palette.gmm import PaletteGMM
 from palette.metrics import proportion_errors
@@ -20,9 +21,10 @@ from segment.model import predict
 from segment.train import evaluate_segmenter
 from stages.common import run_stage
 from stages.evaluate import SUMMARY, main as evaluate_main
-from stages.params import load_params
 from stages.finetune import main as finetune_main
+from stages.params import load_params
 from stages.segment import main as segment_main
+from test_evaluate import ColourStatistics  # noqa: F401 (registers the colour-statistics extractor)
 from test_finetune_stage import trained, trained_outputs, write_tiny  # noqa: F401 (fixtures)
 from test_layout_stages import prepared  # noqa: F401 (fixture)
 from test_segment_stage import TINY_SEGMENT
@@ -94,7 +96,8 @@ def test_every_row_is_the_metrics_of_its_generated_pairs(everything, monkeypatch
     The fixture's val layouts are all building, which no generated layout contains; so that swapping the
     real and the generated side shows, val becomes the last two of the three road-and-sky train pairs. The
     two-step segmenters predict nothing right; they are replaced by one that says sky everywhere (real)
-    and one that says road (synthetic), so that taking one for the other shows."""
+    and one that says road (synthetic), so that taking one for the other shows. Inception is stood in for
+    by colour statistics, so that FID and KID are computed."""
     shutil.copytree("outputs/prepared/train", "outputs/prepared/val", dirs_exist_ok=True)
     for name in ("layouts", "images", "palettes"):
         np.save(f"outputs/prepared/val/{name}.npy", np.load(f"outputs/prepared/train/{name}.npy")[1:])
@@ -110,6 +113,9 @@ def test_every_row_is_the_metrics_of_its_generated_pairs(everything, monkeypatch
                   "synthetic": ConstantSegmenter(space.class_id("road"), space.num_classes)}
     monkeypatch.setattr(stages.evaluate, "draw", caught_draw)
     monkeypatch.setattr(stages.evaluate, "load_segmenter", lambda path, *_: segmenters[path.parent.name])
+    features = ImageFeatures(None, extractor="colour-statistics", feature="colour")
+    monkeypatch.setattr(stages.evaluate, "inception_weights", lambda path: ("colour", "colour statistics"))
+    monkeypatch.setattr(stages.evaluate, "ImageFeatures", lambda weights, device: features)
     run_evaluate(monkeypatch, "reference")
     run_evaluate(monkeypatch)
     table = pd.read_csv("metrics/generation.csv").set_index("method")
@@ -119,14 +125,17 @@ def test_every_row_is_the_metrics_of_its_generated_pairs(everything, monkeypatch
 
     val, ridge = open_prepared_split("outputs/prepared/val"), load_params().evaluate.fsd_ridge
     eval_ids, real, gmm = list(space.eval_ids), palettes(val.layouts), PaletteGMM.load("outputs/palette/gmm.npz")
+    real_features = features(torch.from_numpy(np.array(val.images)).permute(0, 3, 1, 2))
     expected = {}
     for method, requested, labels, images in pairs:
+        fake_features, repeat = features(to_uint8_chw(images)), len(expected.get(method, []))
         obtained = palettes(labels.numpy())
         confusion = confusion_matrix(labels, predict(segmenters["real"], images), space.num_classes)
         expected.setdefault(method, []).append({
             "log_likelihood": gmm.log_likelihood(obtained).mean(), "emd": earth_movers_distance(real, obtained),
             "fsd": frechet_distance(real[:, eval_ids], obtained[:, eval_ids], ridge),
-            "gan_test_miou": iou_scores(confusion, eval_ids)["miou"],
+            "gan_test_miou": iou_scores(confusion, eval_ids)["miou"], "fid": fid(real_features, fake_features),
+            "kid": kid(real_features, fake_features, TINY_EVALUATE["kid_subset_size"], seed=repeat),
             **divergences(requested, obtained), **proportion_errors(requested, obtained)})
     assert list(expected) == table.index.tolist() and all(len(d) == TINY_EVALUATE["repeats"] for d in expected.values())
     for method, draws in expected.items():
