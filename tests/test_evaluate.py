@@ -1,6 +1,5 @@
-"""Generation metrics against closed-form cases, FID/KID through torch-fidelity offline."""
-import math
-
+"""Generation metrics' invariants (zero for identical sets), FID/KID through torch-fidelity offline; their values
+against independent references are in test_metrics_reference.py."""
 import numpy as np
 import pytest
 import torch
@@ -74,35 +73,16 @@ def test_missing_inception_weights_make_fid_unavailable_and_a_wrong_path_is_an_e
         inception_weights("nowhere.pth")
 
 
-def test_fsd_of_shifted_samples_is_the_squared_shift():
-    rng = np.random.default_rng(0)
-    a = rng.dirichlet(np.ones(4), 200)
-    shift = np.array([0.1, -0.05, 0.0, 0.02])
-    assert frechet_distance(a, a) == pytest.approx(0, abs=1e-9)
-    assert frechet_distance(a, a + shift) == pytest.approx((shift**2).sum(), rel=1e-6)
-
-
-def test_emd_is_zero_for_identical_sets_and_the_cost_for_disjoint_point_masses():
+def test_emd_and_fsd_are_zero_for_identical_sets_in_any_order():
     rng = np.random.default_rng(1)
     a = rng.dirichlet(np.ones(5), 30)
     assert earth_movers_distance(a, a) == pytest.approx(0, abs=1e-12)
-    assert earth_movers_distance(a, a[::-1]) == pytest.approx(0, abs=1e-12)  # order does not matter
-    road, sky = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
-    assert earth_movers_distance(road, sky) == pytest.approx(-math.log(1e-6))
-    # Unequal sizes: two points against one; each moves half its mass to the single point.
-    half = np.array([[0.5, 0.5]])
-    expected = (bhattacharyya_costs(road, half)[0, 0] + bhattacharyya_costs(sky, half)[0, 0]) / 2
-    assert earth_movers_distance(np.vstack([road, sky]), half) == pytest.approx(expected, rel=1e-6)
-    assert bhattacharyya_costs(half, half)[0, 0] == pytest.approx(0, abs=1e-12)
+    assert earth_movers_distance(a, a[::-1]) == pytest.approx(0, abs=1e-12)
+    assert frechet_distance(a, a[::-1]) == pytest.approx(0, abs=1e-9)
+    assert bhattacharyya_costs(a, a).diagonal() == pytest.approx(0, abs=1e-12)
 
 
-def test_kl_js_and_proportion_differences_on_fixed_vectors():
+def test_divergences_of_a_palette_with_itself_are_zero_and_proportion_differences_are_in_points():
     p, q = np.array([[0.5, 0.5, 0.0]]), np.array([[0.9, 0.1, 0.0]])
-    result = divergences(p, q)
-    assert result["kl"] == pytest.approx(0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1), rel=1e-4)
-    m = (p + q) / 2
-    kl_pm = sum(x * math.log(x / y) for x, y in zip(p[0], m[0]) if x > 0)
-    kl_qm = sum(x * math.log(x / y) for x, y in zip(q[0], m[0]) if x > 0)
-    assert result["js"] == pytest.approx((kl_pm + kl_qm) / 2, rel=1e-4)
     assert divergences(p, p) == pytest.approx({"kl": 0, "js": 0}, abs=1e-5)
     assert mean_proportion_difference(p, q).tolist() == pytest.approx([-40, 40, 0])
