@@ -131,10 +131,13 @@ class Studio:
         height, width = self.val.layouts.shape[1:]
         space = self.workspace.space
         name = Path(path).name
+        wanted = (f"upload a label-id PNG (one channel of {space.name} ids, as `semantic-palette generate` "
+                  f"writes in <k>_labels.png)")
         image = read_image_file(Path(path))
-        if image.format != "PNG" or image.mode not in ("L", "P", "I", "I;16"):
-            raise InputError(f"{name} is a {image.format} image in mode {image.mode}; upload a label-id PNG (one "
-                             f"channel of {space.name} ids, like outputs/generate's <k>_labels.png), not a colour image")
+        if Path(path).read_bytes()[:8] != b"\x89PNG\r\n\x1a\n":
+            raise InputError(f"{name} is not a PNG file; {wanted}")
+        if image.mode not in ("L", "P", "I", "I;16"):
+            raise InputError(f"{name} is an image in mode {image.mode}, not one channel of ids; {wanted}")
         if image.size != (width, height):
             raise InputError(f"{name} is {image.height}x{image.width}; the chain works at {height}x{width} "
                              f"(data.height x data.width)")
@@ -262,8 +265,8 @@ def build_app(studio: Studio):
                                          placeholder="road=0.35,building=0.3,sky=0.15", elem_id="palette")
                     with gr.Row():
                         fill = gr.Radio(["gmm", "zero"], value="gmm", label="Fill the other classes")
-                        seed = gr.Number(0, precision=0, label="Seed", minimum=0)
-                        count = gr.Number(4, precision=0, label="Scenes", minimum=1, maximum=MAX_SCENES)
+                        seed = gr.Number(0, precision=0, label="Seed")
+                        count = gr.Number(4, precision=0, label="Scenes")
                     compose = gr.Button("Generate", variant="primary", elem_id="compose-button")
                     scenes = gr.Gallery(label="Layout | image", columns=2, elem_id="scenes", format="png")
                     chart = gr.Image(label="Requested (grey) and obtained (orange) proportions", format="png")
@@ -272,7 +275,7 @@ def build_app(studio: Studio):
             slider_names = [s.label for s in sliders]
             gr.on([s.change for s in sliders], lambda *values: ",".join(
                 f"{name}={value:g}" for name, value in zip(slider_names, values) if value > 0),
-                sliders, palette, show_api=False)
+                sliders, palette, api_visibility="private")
             compose.click(refusing(studio.compose), [palette, fill, seed, count], [scenes, chart, table, errors],
                           api_name="compose")
         with gr.Tab("Edit", id="edit"):
@@ -287,7 +290,7 @@ def build_app(studio: Studio):
                     classes = gr.Dropdown(studio.names, multiselect=True, label="Classes to redo")
                     edit_palette = gr.Textbox(label="Palette of the region (empty: its own content)",
                                               placeholder="building=0.6,vegetation=0.4")
-                    edit_seed = gr.Number(0, precision=0, label="Seed", minimum=0)
+                    edit_seed = gr.Number(0, precision=0, label="Seed")
                     edit = gr.Button("Redo the region", variant="primary", elem_id="edit-button")
                 with gr.Column():
                     edited = gr.Image(label="Layout | region masked | completion | image", format="png")
@@ -298,8 +301,8 @@ def build_app(studio: Studio):
             with gr.Row():
                 start = gr.Textbox(label="From palette (empty: drawn from the GMM)")
                 end = gr.Textbox(label="To palette (empty: drawn from the GMM)")
-                frames = gr.Number(8, precision=0, label="Frames", minimum=2, maximum=MAX_FRAMES)
-                interpolation_seed = gr.Number(0, precision=0, label="Seed", minimum=0)
+                frames = gr.Number(8, precision=0, label="Frames")
+                interpolation_seed = gr.Number(0, precision=0, label="Seed")
             run = gr.Button("Interpolate", variant="primary", elem_id="interpolate-button")
             strip = gr.Gallery(label="Frames", columns=4, format="png")
             gif = gr.File(label="GIF")
@@ -310,8 +313,8 @@ def build_app(studio: Studio):
                 with gr.Row():
                     mode = gr.Dropdown(list(FACE_EDITS), value="hair", label="Edit")
                     face = gr.Slider(0, len(studio.val) - 1, 0, step=1, label="Val face")
-                    face_frames = gr.Number(6, precision=0, label="Frames", minimum=2, maximum=MAX_FRAMES)
-                    face_seed = gr.Number(0, precision=0, label="Seed", minimum=0)
+                    face_frames = gr.Number(6, precision=0, label="Frames")
+                    face_seed = gr.Number(0, precision=0, label="Seed")
                 edit_face_button = gr.Button("Edit the face", variant="primary", elem_id="faces-button")
                 face_strip = gr.Gallery(label="Frames: real | generated | new content and additions", columns=3,
                                         format="png")
