@@ -209,6 +209,7 @@ class Studio:
 
 def proportions_frame(requested: np.ndarray, obtained: np.ndarray, names: list[str]) -> pd.DataFrame:
     """The classes requested or obtained, most requested first: class, requested, obtained (4 decimals)."""
+    requested, obtained = np.asarray(requested, np.float64), np.asarray(obtained, np.float64)
     shown = [c for c in np.argsort(-requested, kind="stable") if requested[c] > 0 or obtained[c] > 0]
     return pd.DataFrame({"class": [names[c] for c in shown], "requested": requested[shown].round(4),
                          "obtained": obtained[shown].round(4)})
