@@ -78,8 +78,8 @@ def main() -> None:
                 page.click("compose-button")
                 page.table("proportions")
                 page.image_sizes("scenes")
-                written = page.screenshots(args.screenshots, {"Edit": "edit-button", "Interpolate": "interpolate-button",
-                                                              "Faces": "faces-button"})
+                buttons = {"Edit": "edit-button", "Interpolate": "interpolate-button", "Faces": "faces-button"}
+                written = page.screenshots(args.screenshots, buttons)
                 print(f"screenshots: {', '.join(str(path) for path in written)}")
     finally:
         server.terminate()

@@ -153,7 +153,8 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--out", default="generated", help="output folder (default: generated/)")
     serve = commands.add_parser("serve", help="the palette studio: a local web app over the trained chain")
     serve.add_argument("--host", default="127.0.0.1",
-                       help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 opens it to the network)")
+                       help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the "
+                            "network)")
     serve.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     return main
 

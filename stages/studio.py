@@ -117,7 +117,8 @@ class Studio:
         rows, completed = completion_rows(self.completor, real, mask, seed, self.colors, self.scale,
                                           soft_sigma=self.workspace.params.partial.soft_sigma,
                                           soft_mix=self.workspace.params.partial.soft_mix, targets=targets)
-        asked = targets[0].numpy() if targets is not None else region_proportions(one_hot(real, space.num_classes), mask)[0].numpy()
+        before = region_proportions(one_hot(real, space.num_classes), mask)[0].numpy()
+        asked = before if targets is None else targets[0].numpy()
         got = region_proportions(one_hot(completed, space.num_classes), mask)[0].numpy()
         return rows[0], proportions_frame(asked, got, self.names)
 

@@ -122,7 +122,8 @@ def test_edit_redoes_the_band_of_a_val_layout_or_of_the_same_layout_uploaded(cli
 
 def test_uploads_that_are_not_label_maps_of_the_chain_are_refused(client, tmp_path):
     for name, image, message in [
-            ("colour.png", Image.new("RGB", (16, 8)), "colour.png is an image in mode RGB, not one channel of ids; upload a label-id PNG"),
+            ("colour.png", Image.new("RGB", (16, 8)),
+             "colour.png is an image in mode RGB, not one channel of ids; upload a label-id PNG"),
             ("small.png", Image.new("L", (8, 8)), "small.png is 8x8; the chain works at 8x16"),
             ("ids.png", Image.new("L", (16, 8), 200), "ids.png has label id 200, outside the cityscapes label space")]:
         image.save(tmp_path / name)
