@@ -44,6 +44,12 @@ def wait_for_http(url: str, server: subprocess.Popen, timeout: float = 120) -> N
     sys.exit(f"no answer from {url} after {timeout} s")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a running process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", type=Path, default=REPO, help="folder with params.yaml and outputs/")
@@ -61,7 +67,8 @@ def main() -> None:
                               text=True)
     try:
         wait_for_http(url, server)
-        answering = time.perf_counter() - started
+        answering, startup_cpu = time.perf_counter() - started, cpu_seconds(server.pid)
+        load = os.getloadavg()[0]
         with Page(url) as page:
             ready = time.perf_counter() - started
             client = Client(url, verbose=False)
@@ -84,9 +91,10 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
-    print(f"palette studio on {cpu_description()}, chain of {args.workspace.resolve()}")
-    print(f"server answering HTTP {answering:.1f} s after the command; page ready in Chromium {ready:.1f} s after it "
-          f"(browser start {page.load_seconds:.1f} s of that)")
+    print(f"palette studio on {cpu_description()}, load average {load:.1f} at the start, chain of "
+          f"{args.workspace.resolve()}")
+    print(f"server answering HTTP {answering:.1f} s after the command ({startup_cpu:.1f} CPU s); page ready in "
+          f"Chromium {ready:.1f} s after it (browser start and page load {page.load_seconds:.1f} s of that)")
     print(f"Compose, 4 scenes, through the HTTP API: first {seconds[0] * 1000:.0f} ms, then median "
           f"{statistics.median(seconds[1:]) * 1000:.0f} ms, max {max(seconds[1:]) * 1000:.0f} ms over {args.repeats}")
 

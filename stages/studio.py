@@ -270,7 +270,8 @@ def build_app(studio: Studio):
                         seed = gr.Number(0, precision=0, label="Seed")
                         count = gr.Number(4, precision=0, label="Scenes")
                     compose = gr.Button("Generate", variant="primary", elem_id="compose-button")
-                    scenes = gr.Gallery(label="Layout | image", columns=2, elem_id="scenes", format="png")
+                    scenes = gr.Gallery(label="Layout | image", columns=2, elem_id="scenes", format="png",
+                                        object_fit="contain", height="auto")
                     chart = gr.Image(label="Requested (grey) and obtained (orange) proportions", format="png")
                     errors = gr.Markdown(elem_id="errors")
                     table = gr.Dataframe(label="Proportions (mean over the scenes)", elem_id="proportions")
@@ -306,7 +307,7 @@ def build_app(studio: Studio):
                 frames = gr.Number(8, precision=0, label="Frames")
                 interpolation_seed = gr.Number(0, precision=0, label="Seed")
             run = gr.Button("Interpolate", variant="primary", elem_id="interpolate-button")
-            strip = gr.Gallery(label="Frames", columns=4, format="png")
+            strip = gr.Gallery(label="Frames", columns=4, format="png", object_fit="contain", height="auto")
             gif = gr.File(label="GIF")
             run.click(refusing(studio.interpolation), [start, end, frames, interpolation_seed], [strip, gif],
                       api_name="interpolate")
@@ -319,7 +320,7 @@ def build_app(studio: Studio):
                     face_seed = gr.Number(0, precision=0, label="Seed")
                 edit_face_button = gr.Button("Edit the face", variant="primary", elem_id="faces-button")
                 face_strip = gr.Gallery(label="Frames: real | generated | new content and additions", columns=3,
-                                        format="png")
+                                        format="png", object_fit="contain", height="auto")
                 face_gif = gr.File(label="GIF")
                 face_table = gr.Dataframe(label="Additions of the last frame (requested and obtained)")
                 edit_face_button.click(refusing(studio.face_edit), [mode, face, face_frames, face_seed],
