@@ -1,8 +1,10 @@
 """The palette studio on the tiny trained chains: every tab through the HTTP API (gradio_client), bad
 input refused with the command line's message, and the Compose tab driven in a real headless Chromium."""
+import json
 import os
 import shutil
 import socket
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +136,19 @@ def test_uploads_that_are_not_label_maps_of_the_chain_are_refused(client, tmp_pa
         edit(client, handle_file(str(tmp_path / "text.png")))
     with pytest.raises(AppError, match="the layout has no pixel of sky"):
         edit(client, region="classes", classes=["sky"])
+
+
+def test_a_request_cannot_name_a_file_of_the_server(server, pipeline):
+    """The upload is the file Gradio received: a path on the server, sent as if uploaded, is refused."""
+    request = urllib.request.Request(
+        f"{server}gradio_api/call/edit", method="POST", headers={"Content-Type": "application/json"},
+        data=json.dumps({"data": [0, {"path": str(Path("params.yaml").resolve()), "meta": {"_type": "gradio.FileData"}},
+                                  "band", 0.25, 0.5, [], "", 0]}).encode())
+    with urllib.request.urlopen(request) as answer:
+        event = json.load(answer)["event_id"]
+    with urllib.request.urlopen(f"{server}gradio_api/call/edit/{event}") as answer:
+        events = answer.read().decode()
+    assert events.startswith("event: error") and "it was not uploaded by a user" in events
 
 
 def test_interpolate_gives_a_frame_per_step_and_their_gif(client):
