@@ -108,12 +108,13 @@ class Page:
             time.sleep(0.5)  # the tab's components render
         return bool(buttons)
 
-    def screenshots(self, folder: Path, clicks: dict[str, str] | None = None) -> list[Path]:
-        """A PNG of each tab the page has, `<tab>.png` in `folder`; on tabs named in `clicks`, that button
-        is pressed first and its outputs awaited (the Generate button of Compose has been pressed already)."""
+    def screenshots(self, folder: Path, clicks: dict[str, str] | None = None, tabs: tuple[str, ...] = TABS
+                    ) -> list[Path]:
+        """A PNG of each of the `tabs` the page has, `<tab>.png` in `folder`; on tabs named in `clicks`, that
+        button is pressed first and its outputs awaited."""
         folder.mkdir(parents=True, exist_ok=True)
         written = []
-        for tab in TABS:
+        for tab in tabs:
             if not self.open_tab(tab):
                 continue
             if clicks and tab in clicks:

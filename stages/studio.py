@@ -284,7 +284,7 @@ def build_app(studio: Studio):
         with gr.Tab("Edit", id="edit"):
             with gr.Row():
                 with gr.Column():
-                    index = gr.Slider(0, len(studio.val) - 1, 0, step=1, label="Val layout")
+                    index = gr.Number(0, precision=0, label=f"Val layout (0 to {len(studio.val) - 1})")
                     upload = gr.File(label="…or a label-id PNG", file_types=[".png"], type="filepath")
                     region = gr.Radio(["band", "classes"], value="band", label="Redo")
                     with gr.Row():
@@ -314,8 +314,8 @@ def build_app(studio: Studio):
         if studio.style_bank is not None:
             with gr.Tab("Faces", id="faces"):
                 with gr.Row():
-                    mode = gr.Dropdown(list(FACE_EDITS), value="hair", label="Edit")
-                    face = gr.Slider(0, len(studio.val) - 1, 0, step=1, label="Val face")
+                    mode = gr.Dropdown(list(FACE_EDITS), value="glasses", label="Edit")
+                    face = gr.Number(0, precision=0, label=f"Val face (0 to {len(studio.val) - 1})")
                     face_frames = gr.Number(6, precision=0, label="Frames")
                     face_seed = gr.Number(0, precision=0, label="Seed")
                 edit_face_button = gr.Button("Edit the face", variant="primary", elem_id="faces-button")

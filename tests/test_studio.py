@@ -170,6 +170,19 @@ def test_the_faces_tab_edits_a_val_face(faces_trained, monkeypatch):
     assert proportions.set_index("class").loc["eye_g", "requested"] == pytest.approx(0.06, abs=1e-4)
     with pytest.raises(InputError, match="val face 0 does not meet the bald edit's precondition"):
         studio.face_edit("bald", 0, 3, 0)  # the fixture's faces have 3/8 hair
+    app = launch(studio, "127.0.0.1", free_port(), block=False)
+    try:
+        frames, _, shown = Client(app.local_url, verbose=False).predict("glasses", 0, 3, 0, api_name="/faces")
+        assert len(frames) == 3 and table(shown).equals(proportions)
+        from benchmarks.browser import BrowserMissing, Page
+        try:
+            with Page(app.local_url) as page:
+                folder = Path(SCREENSHOTS) if SCREENSHOTS else Path("screenshots")
+                assert page.screenshots(folder, {"Faces": "faces-button"}, tabs=("Faces",)) == [folder / "faces.png"]
+        except BrowserMissing as missing:
+            print(f"no screenshot of the Faces tab: {missing}")
+    finally:
+        app.close()
 
 
 def test_a_missing_chain_names_the_stage_that_makes_it(pipeline, capsys):
