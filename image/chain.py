@@ -75,13 +75,14 @@ class SynthesisChain:
 
     @torch.no_grad()
     def complete(self, labels: torch.Tensor, region: torch.Tensor, seed: int, *, soft_sigma: float, soft_mix: float,
-                 batch_size: int = 32) -> torch.Tensor:
+                 targets: torch.Tensor | None = None, batch_size: int = 32) -> torch.Tensor:
         """Label maps (N×H×W) with `region` (N×H×W bool) redone by the completor to its own content's
-        proportions (partial editing of real layouts)."""
+        proportions (partial editing of real layouts), or to `targets` (N×C, proportions of the region)."""
         device = next(self.layout.parameters()).device
         return complete(self.layout, self.level, one_hot(labels, self.layout.num_classes), region,
                         soft_sigma=soft_sigma, soft_mix=soft_mix, torch_rng=torch.Generator().manual_seed(seed),
-                        batch_size=batch_size, device=device)
+                        batch_size=batch_size, device=device, targets=targets,
+                        palette_mode="real" if targets is None else "region")
 
     @torch.no_grad()
     def add_content(self, labels: torch.Tensor, targets: torch.Tensor, noise: torch.Tensor, *, soft_sigma: float,

@@ -11,6 +11,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from data.io import atomic_write_bytes
+from image.train import to_uint8
+from layout.layouts import one_hot
 
 REQUESTED, OBTAINED = (90, 90, 90), (230, 120, 20)
 
@@ -81,6 +83,37 @@ def save_gif(path: Path, frames: list[np.ndarray], fps: int = 8) -> None:
     images = [Image.fromarray(frame) for frame in frames]
     images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def interpolation_frames(chain, requested: torch.Tensor, noise: torch.Tensor, names: list[str], colors: np.ndarray,
+                         scale: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """A frame per palette of `requested` (N×C) with its row of `noise` (N×latent_dim) through the
+    synthesis chain: the bar chart of requested against obtained proportions above layout | image.
+    Returns the frames, the images (N×H×W×3 uint8) and the obtained proportions (N×C)."""
+    labels = chain.layouts(requested, noise)
+    images = to_uint8(chain.render(labels))
+    obtained = one_hot(labels, len(names)).mean(dim=(2, 3)).numpy()
+    frames = []
+    for k in range(len(labels)):
+        pictures = row(enlarge(coloured(labels[k].numpy(), colors), scale), enlarge(images[k], scale))
+        chart = bar_chart(requested[k].numpy(), obtained[k], names, colors, width=pictures.shape[1],
+                          height=max(48, pictures.shape[0] // 2))
+        frames.append(column(chart, pictures))
+    return frames, images, obtained
+
+
+def completion_rows(chain, real: torch.Tensor, region: torch.Tensor, seed: int, colors: np.ndarray, scale: int, *,
+                    soft_sigma: float, soft_mix: float, targets: torch.Tensor | None = None
+                    ) -> tuple[list[np.ndarray], torch.Tensor]:
+    """Real layouts (N×H×W) with `region` (N×H×W bool) redone by the chain's completor, to the region's own
+    content or to the `targets` proportions of the region (N×C). Returns a row per layout, real |
+    region masked | completed layout | its image, and the completed label maps."""
+    labels = chain.complete(real, region, seed, soft_sigma=soft_sigma, soft_mix=soft_mix, targets=targets)
+    images = to_uint8(chain.render(labels))
+    rows = [row(*[enlarge(panel, scale) for panel in (
+        coloured(real[k].numpy(), colors), coloured(real[k].numpy(), colors, unknown=region[k].numpy()),
+        coloured(labels[k].numpy(), colors), images[k])]) for k in range(len(real))]
+    return rows, labels
 
 
 def proportions_table(requested: np.ndarray, obtained: np.ndarray, names: list[str], index_name: str = "frame") -> pd.DataFrame:

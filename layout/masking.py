@@ -34,13 +34,17 @@ def completion_inputs(source: torch.Tensor, real: torch.Tensor, region: torch.Te
     distribution. The palette has C + 1 entries summing to 1: in `real` mode, each class's pixels inside
     the region as a share of the whole image (the authors' band palette), and "keep" for the rest; in
     `add` mode, only what `target` has in excess of the image's own palette (differences under 0.001
-    dropped, as the authors), and "keep" for the rest.
+    dropped, as the authors), and "keep" for the rest. `region` mode (editing only, not a training mode)
+    asks for other content than the region had: its area shared out as `target` (proportions of the
+    region, B×C) says.
     """
     num_classes = real.shape[1]
     inside = region[:, None].to(real.dtype)
     condition = real * (1 - inside) + inside / num_classes
     if mode == "real":
         classes = (source * inside).mean(dim=(2, 3))
+    elif mode == "region":
+        classes = target * inside.mean(dim=(2, 3))
     elif mode == "add":
         classes = (target - source.mean(dim=(2, 3))).clamp(min=0)
         classes = torch.where(classes < 1e-3, torch.zeros_like(classes), classes)

@@ -32,7 +32,8 @@ import torch
 from data.errors import InputError
 from data.io import atomic_output_dir
 from data.prepared import open_prepared_split
-from image.demos import bar_chart, coloured, column, enlarge, interpolate, proportions_table, row, save_gif, save_png
+from image.demos import (bar_chart, coloured, column, completion_rows, enlarge, interpolate, interpolation_frames,
+                         proportions_table, row, save_gif, save_png)
 from image.face_editing import FACE_EDITS, edited_palette
 from image.style import StyleBank
 from image.train import to_model_images, to_uint8
@@ -73,16 +74,8 @@ def interpolation(params: Params, name: str, folder: Path, device) -> None:
     else:
         requested = palettes[:1].expand(demo.frames, -1)
         noise = interpolate(noise[0], noise[1], demo.frames)
-    labels = chain.layouts(requested, noise)
-    images = to_uint8(chain.render(labels))
-    obtained = one_hot(labels, space.num_classes).mean(dim=(2, 3)).numpy()
+    frames, images, obtained = interpolation_frames(chain, requested, noise, names, colors, demo.scale)
     requested = requested.numpy()
-    frames = []
-    for k in range(demo.frames):
-        pictures = row(enlarge(coloured(labels[k].numpy(), colors), demo.scale), enlarge(images[k], demo.scale))
-        chart = bar_chart(requested[k], obtained[k], names, colors, width=pictures.shape[1],
-                          height=max(48, pictures.shape[0] // 2))
-        frames.append(column(chart, pictures))
     save_gif(folder / "frames.gif", frames, demo.fps)
     save_png(folder / "frame.png", frames[demo.frames // 2])
     save_png(folder / "strip.png", row(*[enlarge(image, max(1, demo.scale // 2)) for image in images]))
@@ -98,12 +91,8 @@ def partial_editing(params: Params, folder: Path, device) -> None:
     rng = np.random.default_rng([params.seed, DEMOS.index("partial_editing")])
     real = torch.from_numpy(np.array(val.layouts[:demo.samples])).long()
     region = torch.from_numpy(band_masks(len(real), *real.shape[1:], partial.min_band_fraction, rng))
-    labels = chain.complete(real, region, int(rng.integers(2**31)), soft_sigma=partial.soft_sigma,
-                            soft_mix=partial.soft_mix)
-    images = to_uint8(chain.render(labels))
-    rows = [row(*[enlarge(panel, demo.scale) for panel in (
-        coloured(real[k].numpy(), colors), coloured(real[k].numpy(), colors, unknown=region[k].numpy()),
-        coloured(labels[k].numpy(), colors), images[k])]) for k in range(len(real))]
+    rows, labels = completion_rows(chain, real, region, int(rng.integers(2**31)), colors, demo.scale,
+                                   soft_sigma=partial.soft_sigma, soft_mix=partial.soft_mix)
     save_png(folder / "grid.png", column(*rows))
     requested = region_proportions(one_hot(real, space.num_classes), region).numpy()
     obtained = region_proportions(one_hot(labels, space.num_classes), region).numpy()
@@ -138,31 +127,34 @@ def choose_face(mode: str, proportions: np.ndarray, class_names: list[str], trie
                      f"demo.face_modes, or raise demo.face_tries (the val split has {len(proportions)} faces)")
 
 
-def face_editing(params: Params, mode: str, folder: Path, device) -> None:
-    demo, partial = params.demo, params.partial
+def load_style_bank(space) -> StyleBank:
     bank = StyleBank.load(STYLE_BANK)
-    chain = load_synthesis_chain(params, "partial", device)
-    val = open_prepared_split("outputs/prepared/val")
+    if bank.class_names != list(space.class_names):
+        raise InputError(f"{STYLE_BANK} holds codes of {len(bank.class_names)} classes, not of {space.name}'s "
+                         f"{space.num_classes}; re-run `dvc repro style@train`")
+    return bank
+
+
+def edit_face(chain, bank: StyleBank, val, index: int, s1: np.ndarray, mode: str, rng: np.random.Generator, *,
+              frames: int, scale: int, soft_sigma: float, soft_mix: float
+              ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Val face `index` edited from its own proportions to `s1` over `frames` frames. Returns the
+    pictures (real layout | real image; generated layout | image; new content | requested vs obtained
+    additions) and the requested and obtained additions and keep share per frame (frames×(C + 1))."""
     space = val.label_space
     names, colors, num_classes = list(space.class_names), np.asarray(space.colors, np.uint8), space.num_classes
-    if bank.class_names != names:
-        raise InputError(f"{STYLE_BANK} holds codes of {len(bank.class_names)} classes, not of {space.name}'s "
-                         f"{num_classes}; re-run `dvc repro style@train`")
-    rng = np.random.default_rng([params.seed, len(DEMOS) + list(FACE_EDITS).index(mode)])
-    layouts = torch.from_numpy(np.array(val.layouts)).long()
-    proportions = one_hot(layouts, num_classes).mean(dim=(2, 3)).numpy()
-    gmm = PaletteGMM.load(GMM)
-    index, s1 = choose_face(mode, proportions, names, demo.face_tries, rng, lambda: gmm.sample(1, rng)[0][0])
+    real = torch.from_numpy(np.array(val.layouts[index])).long()
+    s0 = one_hot(real[None], num_classes).mean(dim=(2, 3))[0]
+    device = next(chain.layout.parameters()).device
 
     # Every frame edits the same real layout with the same noise; only the requested palette moves.
-    real = layouts[index]
-    frames = real[None].expand(demo.frames, -1, -1)
-    targets = interpolate(torch.from_numpy(proportions[index]), torch.from_numpy(s1), demo.frames).float()
+    layouts = real[None].expand(frames, -1, -1)
+    targets = interpolate(s0, torch.from_numpy(s1), frames).float()
     generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
-    noise = torch.randn(1, chain.layout.latent_dim, generator=generator).expand(demo.frames, -1)
-    labels, added = chain.add_content(frames, targets, noise, soft_sigma=partial.soft_sigma, soft_mix=partial.soft_mix)
-    nothing_masked = torch.zeros(frames.shape, dtype=torch.bool)
-    source = one_hot(frames, num_classes)
+    noise = torch.randn(1, chain.layout.latent_dim, generator=generator).expand(frames, -1)
+    labels, added = chain.add_content(layouts, targets, noise, soft_sigma=soft_sigma, soft_mix=soft_mix)
+    nothing_masked = torch.zeros(layouts.shape, dtype=torch.bool)
+    source = one_hot(layouts, num_classes)
     requested = completion_inputs(source, source, nothing_masked, "add", targets)[1].numpy()  # additions + keep
     obtained = one_hot(added, num_classes + 1).mean(dim=(2, 3)).numpy()
 
@@ -178,17 +170,16 @@ def face_editing(params: Params, mode: str, folder: Path, device) -> None:
     bank_styles = bank.random_styles(rng, together=((names.index("l_eye"), names.index("r_eye")),))
     styles = torch.where(own[:, None], source_styles, torch.from_numpy(bank_styles))
     torch.manual_seed(int(rng.integers(2**31)))  # SEAN draws fresh noise in every normalisation
-    images = to_uint8(chain.render(labels, styles[None].expand(demo.frames, -1, -1)))
+    images = to_uint8(chain.render(labels, styles[None].expand(frames, -1, -1)))
 
     # The same bars in every frame: the classes most asked for or added, as many as the chart has room for.
-    scale = demo.scale
     chart_height, chart_width = max(48, real.shape[0] * scale), max(40, real.shape[1] * scale)
     room = min(6, chart_width // 10)
     shown = np.argsort(-(requested[:, :num_classes].max(axis=0) + obtained[:, :num_classes].max(axis=0)))[:room]
     ceiling = max(0.02, 1.1 * max(requested[:, shown].max(), obtained[:, shown].max()))
     top = row(enlarge(coloured(real.numpy(), colors), scale), enlarge(real_image[0], scale))
     pictures = []
-    for k in range(demo.frames):
+    for k in range(frames):
         new_content = added[k].numpy()
         kept = new_content == num_classes
         added_panel = enlarge(coloured(np.minimum(new_content, num_classes - 1), colors, unknown=kept), scale)
@@ -196,6 +187,22 @@ def face_editing(params: Params, mode: str, folder: Path, device) -> None:
                           classes=shown, ceiling=ceiling)
         generated = row(enlarge(coloured(labels[k].numpy(), colors), scale), enlarge(images[k], scale))
         pictures.append(column(top, generated, row(added_panel, chart)))
+    return pictures, requested, obtained
+
+
+def face_editing(params: Params, mode: str, folder: Path, device) -> None:
+    demo, partial = params.demo, params.partial
+    chain = load_synthesis_chain(params, "partial", device)
+    val = open_prepared_split("outputs/prepared/val")
+    bank = load_style_bank(val.label_space)
+    names, num_classes = list(val.label_space.class_names), val.label_space.num_classes
+    rng = np.random.default_rng([params.seed, len(DEMOS) + list(FACE_EDITS).index(mode)])
+    proportions = one_hot(torch.from_numpy(np.array(val.layouts)).long(), num_classes).mean(dim=(2, 3)).numpy()
+    gmm = PaletteGMM.load(GMM)
+    index, s1 = choose_face(mode, proportions, names, demo.face_tries, rng, lambda: gmm.sample(1, rng)[0][0])
+    pictures, requested, obtained = edit_face(chain, bank, val, index, s1, mode, rng, frames=demo.frames,
+                                              scale=demo.scale, soft_sigma=partial.soft_sigma,
+                                              soft_mix=partial.soft_mix)
     save_gif(folder / "frames.gif", pictures, demo.fps)
     save_png(folder / "frame.png", pictures[-1])
     proportions_table(requested, obtained, names + ["keep"]).to_csv(folder / "proportions.csv", index=False)

@@ -83,6 +83,14 @@ def test_class_regions_and_the_add_content_palette():
     torch.testing.assert_close(palette[0, C], torch.tensor(0.75))
 
 
+def test_a_region_palette_shares_out_the_regions_area():
+    labels = torch.tensor([[[0, 1, 1, 2]]])
+    region = torch.from_numpy(class_masks(labels.numpy(), [1]))  # half the image
+    target = torch.tensor([[0.0, 0.0, 0.0, 0.75, 0.25, 0.0]])  # of the region
+    _, palette = completion_inputs(one_hot(labels, C), one_hot(labels, C), region, "region", target)
+    torch.testing.assert_close(palette[0], torch.tensor([0.0, 0.0, 0.0, 0.375, 0.125, 0.0, 0.5]))
+
+
 def test_novelty_is_bounded_and_only_counts_the_edited_region():
     source = one_hot(torch.zeros(1, 4, 8, dtype=torch.long), C)
     region = torch.zeros(1, 4, 8, dtype=torch.bool)
