@@ -4,7 +4,8 @@ synthesizer (full generator, or completor) together with the image synthesizer.
     python -m stages.finetune layout     -> outputs/finetune/checkpoint.pt, metrics/finetune.json
     python -m stages.finetune partial    -> outputs/finetune_partial/checkpoint.pt, metrics/finetune_partial.json
 
-Both start from `outputs/<kind>/<final_level>/checkpoint.pt` and `outputs/image/checkpoint.pt`, and
+Both start from the networks in the folders `chain.<kind>` and `chain.image` (the `<kind>@<final_level>` and
+`image` stages' by default; the authors' after `import-authors`, README "Use the authors' checkpoints"), and
 evaluate every `finetune.eval_every` steps (and before the first), writing `metrics/<stage>_eval.tsv`.
 A run killed mid-way resumes from `outputs/<stage>_resume.pt`.
 """
@@ -30,7 +31,7 @@ from image.train import to_model_images
 from layout.networks import level_of_height
 from layout.train import sample_batch, step_generators
 from palette.gmm import PaletteGMM
-from stages.common import ResumeFile, run_stage, start_training, write_tsv
+from stages.common import ResumeFile, chain_checkpoints, run_stage, start_training, write_tsv
 from stages.image import sample_grid
 from stages.layout import GMM, PREPARED, check_params as check_layout_params, layouts_at, make_task, section, train_config
 from stages.params import Params
@@ -59,10 +60,7 @@ def main(params: Params) -> None:
     dist, device, precision = start_training(params, finetune.batch_size)
     height = layout_params.final_level
     level, aspect = level_of_height(height), params.data.width // params.data.height
-    layout_checkpoint, image_checkpoint = Path(f"outputs/{kind}/{height}/checkpoint.pt"), Path("outputs/image/checkpoint.pt")
-    for path, producer in ((layout_checkpoint, f"{kind}@{height}"), (image_checkpoint, "image")):
-        if not path.is_file():
-            raise InputError(f"{path} not found; run `dvc repro {producer}` first")
+    layout_checkpoint, image_checkpoint = chain_checkpoints(params, kind, finetuned=False)
 
     layout_config = dataclasses.replace(train_config(params, kind, height), batch_size=finetune.batch_size,
                                         lr=finetune.layout_lr, seed=params.seed)
