@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -124,3 +125,18 @@ def test_the_demo_needing_a_completor_names_the_folder_without_one(imported_run)
     assert result.returncode == 1
     assert result.stderr.strip() == (f"error: outputs/authors/{RELEASE}/128/checkpoint.pt not found; chain.partial = "
                                      f"outputs/authors/{RELEASE} does not hold that network; name the folder that does")
+
+
+def test_fine_tuning_starts_from_the_imported_networks_and_trains_nothing_else(imported_run):
+    repo, _ = imported_run
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["chain"].update(finetuned=True, finetune="outputs/finetune")
+    params["finetune"].update(steps=1, batch_size=2, eval_samples=2)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = dvc(repo, "repro", "finetune")
+    assert stages_run(out) == {"finetune"}
+    critic = torch.load(repo / "outputs" / "authors" / RELEASE / "image" / "image_critic.pt", weights_only=True)
+    tuned = torch.load(repo / "outputs" / "finetune" / "checkpoint.pt", weights_only=True)["model"]
+    # One step away from the authors' image-only critic (img_d2), which fine-tuning starts from as theirs does.
+    name = next(key for key in critic["image_critic"] if key.endswith(".weight"))
+    assert (tuned["image_critic"][name] - critic["image_critic"][name]).abs().max() < 0.01
