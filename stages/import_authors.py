@@ -14,7 +14,9 @@ every network into ours with the compatibility settings that reproduce the autho
     palette/gmm.npz                                 the palette GMM (our non-pickle file)
     report.json                                     per file: network, keys found / converted / dropped, parameters
 
-The folder is written whole or not at all. A file of another network or configuration (class count,
+In the pipeline, `chain.authors` (params) lists the releases to import: one `authors@<config>` stage
+each, writing `outputs/authors/<config>/`, which the `chain.*` folders then name (README, "Use the
+authors' checkpoints"). The folder is written whole or not at all. A file of another network or configuration (class count,
 aspect ratio, levels, a completor where a generator is expected) is an error naming it.
 """
 from __future__ import annotations
