@@ -115,28 +115,53 @@ def write_tsv(path: Path, rows: list[dict]) -> None:
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 
-def chain_checkpoints(params: Params, kind: str = "layout") -> list[Path]:
-    """The checkpoints of the palette -> layout -> image chain later stages use: the `finetune` (kind
-    `layout`) or `finetune_partial` (kind `partial`) networks when `chain.finetuned`, else the top level
-    of the layout stage and the `image` stage. A missing one is an error naming the stage to run."""
-    if params.chain.finetuned:
-        stage = "finetune" if kind == "layout" else "finetune_partial"
-        needed = {Path(f"outputs/{stage}/checkpoint.pt"): f"`dvc repro {stage}`, or set chain.finetuned: false to "
-                                                          f"use the separately trained networks"}
-    else:
-        final_level = getattr(params, kind).final_level
-        needed = {Path(f"outputs/{kind}/{final_level}/checkpoint.pt"): f"`dvc repro {kind}@{final_level}`",
-                  Path("outputs/image/checkpoint.pt"): "`dvc repro image`"}
-    for path, fix in needed.items():
+FINETUNED = {"layout": "finetune", "partial": "finetune_partial"}  # kind -> the chain.<slot> of its fine-tuned chain
+
+
+def chain_slots(kind: str, finetuned: bool) -> tuple[str, ...]:
+    """The `chain.<slot>` folders a chain of `kind` (layout: the full generator, partial: the completor)
+    is loaded from: its fine-tuning checkpoint, else the layout network's and the image synthesizer's."""
+    return (FINETUNED[kind],) if finetuned else (kind, "image")
+
+
+def network_checkpoint(params: Params, slot: str) -> Path:
+    """The checkpoint in folder `chain.<slot>`; the layout networks' folders hold one folder per level."""
+    folder = Path(getattr(params.chain, slot))
+    if slot in ("layout", "partial"):
+        return folder / str(getattr(params, slot).final_level) / "checkpoint.pt"
+    return folder / "checkpoint.pt"
+
+
+def chain_available(params: Params, kind: str, finetuned: bool) -> bool:
+    """False when a folder of the chain exists without its network (an import of a release that has no
+    completor, say); a folder that does not exist is an error of `chain_checkpoints`."""
+    return all(network_checkpoint(params, slot).is_file() or not Path(getattr(params.chain, slot)).is_dir()
+               for slot in chain_slots(kind, finetuned))
+
+
+def chain_checkpoints(params: Params, kind: str = "layout", finetuned: bool | None = None) -> list[Path]:
+    """The checkpoints of the palette -> layout -> image chain of `kind` (`chain.finetuned` unless given).
+    A missing one is an error naming the stage that writes it, or the params key that names its folder."""
+    finetuned = params.chain.finetuned if finetuned is None else finetuned
+    paths = []
+    for slot in chain_slots(kind, finetuned):
+        path, folder = network_checkpoint(params, slot), getattr(params.chain, slot)
         if not path.is_file():
-            raise InputError(f"{path} not found; run {fix}")
-    return list(needed)
+            stage = f"{slot}@{getattr(params, slot).final_level}" if slot in ("layout", "partial") else slot
+            fix = (f"run `dvc repro {stage}`" if Path(folder) == Path("outputs") / slot else
+                   f"chain.{slot} = {folder} does not hold that network; name the folder that does")
+            if finetuned:
+                fix += ", or set chain.finetuned: false to use the networks fine-tuning starts from"
+            raise InputError(f"{path} not found; {fix}")
+        paths.append(path)
+    return paths
 
 
-def load_synthesis_chain(params: Params, kind: str = "layout", device="cpu") -> SynthesisChain:
+def load_synthesis_chain(params: Params, kind: str = "layout", device="cpu",
+                         finetuned: bool | None = None) -> SynthesisChain:
     """The chain of `chain_checkpoints`; a SEAN chain takes its styles from the prepared train images."""
-    checkpoints = chain_checkpoints(params, kind)
-    if params.chain.finetuned:
+    checkpoints = chain_checkpoints(params, kind, finetuned)
+    if len(checkpoints) == 1:
         chain = SynthesisChain.from_finetune(checkpoints[0], device)
     else:
         chain = SynthesisChain.from_stages(*checkpoints, device)

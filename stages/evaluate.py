@@ -3,15 +3,16 @@
     python -m stages.evaluate reference   `reference`: Inception features of the real val images, once
     python -m stages.evaluate             `evaluate`: metrics/generation.json and metrics/generation.csv
 
-Methods: `full` and `partial` (the separately trained layout generator or completor with the `image`
-stage), `finetuned` and `finetuned_partial` (the fine-tuned networks), and `reference` (real train pairs
+Methods: `full` and `partial` (the layout generator or completor of `chain.layout`, `chain.partial` with
+the image synthesizer of `chain.image`), `finetuned` and `finetuned_partial` (the fine-tuned networks of
+`chain.finetune`, `chain.finetune_partial`; a method whose folder exists without its networks, such as an
+import of a release without a completor, is left out and said so), and `reference` (real train pairs
 asked for GMM palettes: the real-versus-real floor of the distribution metrics and the palette-ignoring
 ceiling of the palette errors). Each is measured on `evaluate.repeats` independent draws of
 `evaluate.samples` pairs; the JSON and CSV hold the mean and the standard deviation over the draws.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import statistics
 import sys
@@ -35,8 +36,8 @@ from palette.metrics import proportion_errors
 from segment.metrics import confusion_matrix, iou_scores
 from segment.model import build_segmenter, predict
 from segment.train import evaluate_segmenter
-from stages.common import load_synthesis_chain, resolve_device, run_stage
-from stages.params import ChainParams, Params
+from stages.common import chain_available, chain_slots, load_synthesis_chain, resolve_device, run_stage
+from stages.params import Params
 
 PREPARED = Path("outputs/prepared")
 REFERENCE = Path("outputs/reference")
@@ -159,8 +160,11 @@ def generation(params: Params) -> None:
         chain = None
         if method != "reference":
             kind, finetuned = METHODS[method]
-            chain_params = dataclasses.replace(params, chain=ChainParams(finetuned=finetuned))
-            chain = load_synthesis_chain(chain_params, kind, device)
+            if not chain_available(params, kind, finetuned):
+                folders = ", ".join(f"chain.{slot} = {getattr(params.chain, slot)}" for slot in chain_slots(kind, finetuned))
+                print(f"evaluate: {method}: left out, its networks are not in {folders}")
+                continue
+            chain = load_synthesis_chain(params, kind, device, finetuned)
         draws = []
         for repeat in range(evaluate.repeats):
             rng = np.random.default_rng([params.seed, 1000 + repeat])

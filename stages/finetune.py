@@ -4,7 +4,9 @@ synthesizer (full generator, or completor) together with the image synthesizer.
     python -m stages.finetune layout     -> outputs/finetune/checkpoint.pt, metrics/finetune.json
     python -m stages.finetune partial    -> outputs/finetune_partial/checkpoint.pt, metrics/finetune_partial.json
 
-Both start from `outputs/<kind>/<final_level>/checkpoint.pt` and `outputs/image/checkpoint.pt`, and
+Both start from the networks in the folders `chain.<kind>` and `chain.image` (the `<kind>@<final_level>` and
+`image` stages' by default; the authors' after `import-authors`, README "Use the authors' checkpoints", whose
+image-only critic `image_critic.pt` then starts fine-tuning too, as theirs), and
 evaluate every `finetune.eval_every` steps (and before the first), writing `metrics/<stage>_eval.tsv`.
 A run killed mid-way resumes from `outputs/<stage>_resume.pt`.
 """
@@ -30,7 +32,7 @@ from image.train import to_model_images
 from layout.networks import level_of_height
 from layout.train import sample_batch, step_generators
 from palette.gmm import PaletteGMM
-from stages.common import ResumeFile, run_stage, start_training, write_tsv
+from stages.common import ResumeFile, chain_checkpoints, run_stage, start_training, write_tsv
 from stages.image import sample_grid
 from stages.layout import GMM, PREPARED, check_params as check_layout_params, layouts_at, make_task, section, train_config
 from stages.params import Params
@@ -59,10 +61,9 @@ def main(params: Params) -> None:
     dist, device, precision = start_training(params, finetune.batch_size)
     height = layout_params.final_level
     level, aspect = level_of_height(height), params.data.width // params.data.height
-    layout_checkpoint, image_checkpoint = Path(f"outputs/{kind}/{height}/checkpoint.pt"), Path("outputs/image/checkpoint.pt")
-    for path, producer in ((layout_checkpoint, f"{kind}@{height}"), (image_checkpoint, "image")):
-        if not path.is_file():
-            raise InputError(f"{path} not found; run `dvc repro {producer}` first")
+    layout_checkpoint, image_checkpoint = chain_checkpoints(params, kind, finetuned=False)
+    image_critic = image_checkpoint.with_name("image_critic.pt")  # the authors' image-only critic, once imported
+    starts = [layout_checkpoint, image_checkpoint] + ([image_critic] if image_critic.is_file() else [])
 
     layout_config = dataclasses.replace(train_config(params, kind, height), batch_size=finetune.batch_size,
                                         lr=finetune.layout_lr, seed=params.seed)
@@ -80,7 +81,7 @@ def main(params: Params) -> None:
     resume_file = ResumeFile(Path(f"outputs/{stage}_resume.pt"),
                              {"finetune": dataclasses.asdict(finetune), "layout": dataclasses.asdict(layout_config),
                               "settings": dataclasses.asdict(settings)},
-                             [layout_checkpoint, image_checkpoint],
+                             starts,
                              [p for package in ("layout", "image") for p in Path(__file__).resolve().parents[1].glob(f"{package}/*.py")])
     state = resume_file.load(device)
     if state is not None:
@@ -95,6 +96,8 @@ def main(params: Params) -> None:
                                            layout_lr=finetune.layout_lr, layout_betas=betas, g_lr=image_params.g_lr,
                                            d_lr=image_params.d_lr, image_betas=(image_params.beta1, image_params.beta2),
                                            device=device)
+        if image_critic.is_file():
+            model.image_critic.load_state_dict(load_checkpoint(image_critic, device)["image_critic"])
         start, history, evaluations = 0, [], []
     dist.prepare(model.layout.generator, model.layout.discriminator, model.image.generator, model.image.discriminator,
                  model.image_critic)

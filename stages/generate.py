@@ -1,5 +1,6 @@
 """`semantic-palette generate`: scenes from a palette written by class name, or from GMM samples, with
-the pipeline's trained synthesis chain (run `dvc repro` first, in the repository).
+the pipeline's synthesis chain: the networks of the `chain.*` folders, trained by the pipeline or imported
+(run `dvc repro` first, in the repository).
 
     semantic-palette generate --palette "road=0.35,building=0.3,sky=0.15,car=0.05" --count 4 --seed 0
     semantic-palette generate --from-gmm 8 --seed 1 --out generated/gmm

@@ -7,14 +7,16 @@ labels seg_g, seg_d, img_g, img_d, img_d2, and `cond_estimator.pkl`; whichever a
 every network into ours with the compatibility settings that reproduce the authors' forward passes
 (authors.networks), and writes, under `--out` (default outputs/authors):
 
-    layout/checkpoint.pt or partial/checkpoint.pt   layout generator (its own EMA) + critic, built to the
-                                                    configuration's height; the blocks above it are dropped
+    layout/<height>/checkpoint.pt (partial/ for     layout generator (its own EMA) + critic, built to the
+    a completor)                                    configuration's height; the blocks above it are dropped
     image/checkpoint.pt                             image generator + conditional critic
     image/image_critic.pt                           the image-only critic of end-to-end fine-tuning (img_d2)
     palette/gmm.npz                                 the palette GMM (our non-pickle file)
     report.json                                     per file: network, keys found / converted / dropped, parameters
 
-The folder is written whole or not at all. A file of another network or configuration (class count,
+In the pipeline, `chain.authors` (params) lists the releases to import: one `authors@<config>` stage
+each, writing `outputs/authors/<config>/`, which the `chain.*` folders then name (README, "Use the
+authors' checkpoints"). The folder is written whole or not at all. A file of another network or configuration (class count,
 aspect ratio, levels, a completor where a generator is expected) is an error naming it.
 """
 from __future__ import annotations
@@ -201,7 +203,8 @@ def import_release(folder: Path, config_name: str, out: Path) -> list[dict]:
                         "components": gmm.num_components})
     with atomic_output_dir(out) as tmp:
         if layout:
-            save_checkpoint(tmp / ("partial" if release.layout == "completor" else "layout") / "checkpoint.pt", layout[0])
+            kind = "partial" if release.layout == "completor" else "layout"
+            save_checkpoint(tmp / kind / str(release.height) / "checkpoint.pt", layout[0])
         if image:
             save_checkpoint(tmp / "image" / "checkpoint.pt", image[0])
             if image[1]:

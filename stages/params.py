@@ -146,7 +146,18 @@ class FinetuneParams:
 
 @dataclass(frozen=True)
 class ChainParams:
-    finetuned: bool  # the synthesis chain uses the finetune stages' networks; false: the separately trained ones
+    """Where the synthesis chain's networks are: each a folder, as this pipeline's stages write them
+    (`layout`, `partial`: a folder per level, the final level's is used) or as `import-authors` does. A
+    folder without the network (e.g. an import's folder for the completor of a release that has none)
+    means the network is not available. dvc.yaml names these folders as dependencies."""
+
+    finetuned: bool  # the synthesis chain uses the fine-tuned networks; false: the ones fine-tuning starts from
+    layout: str  # the layout generator's folder: <layout>/<layout.final_level>/checkpoint.pt
+    partial: str  # the completor's: <partial>/<partial.final_level>/checkpoint.pt
+    image: str  # the image synthesizer's: <image>/checkpoint.pt
+    finetune: str  # the fine-tuned layout generator and image synthesizer: <finetune>/checkpoint.pt
+    finetune_partial: str  # the fine-tuned completor and image synthesizer
+    authors: dict[str, str]  # released configuration -> folder of the authors' checkpoints: one authors@<config> stage each
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
     python -m stages.style train
 
-Writes `outputs/style/<split>/bank.npz` and `index.csv` (see `image.style`).
+The SEAN generator is that of the folder `chain.image`. Writes `outputs/style/<split>/bank.npz` and `index.csv` (see `image.style`).
 """
 from __future__ import annotations
 
@@ -16,11 +16,10 @@ from data.io import atomic_output_dir
 from data.prepared import open_prepared_split
 from image.style import StyleBank, extract_styles
 from image.train import load_image_model, to_model_images
-from stages.common import resolve_device, run_stage
+from stages.common import network_checkpoint, resolve_device, run_stage
 from stages.params import Params
 
 PREPARED = Path("outputs/prepared")
-IMAGE_CHECKPOINT = Path("outputs/image/checkpoint.pt")
 
 
 def main(params: Params) -> None:
@@ -36,7 +35,7 @@ def main(params: Params) -> None:
         raise InputError(f"no prepared split {split!r} in {PREPARED}; style.splits can name: train, val")
     device = resolve_device(params.device)
     prepared = open_prepared_split(PREPARED / split)
-    model = load_image_model(IMAGE_CHECKPOINT, device)
+    model = load_image_model(network_checkpoint(params, "image"), device)
     codes, present = extract_styles(model.generator, prepared.layouts, to_model_images(np.array(prepared.images)),
                                     batch_size=params.style.batch_size, device=device)
     bank = StyleBank(list(prepared.manifest["class_names"]), [s["key"] for s in prepared.manifest["samples"]],

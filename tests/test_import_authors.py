@@ -40,8 +40,8 @@ def test_the_released_full_folder_becomes_a_chain_that_reproduces_the_authors(tm
     assert set(report["seg_d_net_128.pth"]["dropped_unused"]) < set(unused["full.seg_d.level128.unused"])
 
     fixtures = verify.read(FULL / "fixtures.pt")
-    generator, level = load_generator(tmp_path / "authors" / "layout" / "checkpoint.pt")
-    chain = SynthesisChain.from_stages(tmp_path / "authors" / "layout" / "checkpoint.pt",
+    generator, level = load_generator(tmp_path / "authors" / "layout" / "128" / "checkpoint.pt")
+    chain = SynthesisChain.from_stages(tmp_path / "authors" / "layout" / "128" / "checkpoint.pt",
                                        tmp_path / "authors" / "image" / "checkpoint.pt")
     g = fixtures["seg_g"]
     with torch.no_grad():
