@@ -1,5 +1,6 @@
 import copy
 
+import numpy as np
 import pytest
 import torch
 from torchvision.models import vgg19
@@ -7,7 +8,7 @@ from torchvision.models import vgg19
 from data.errors import InputError
 from image.losses import critic_hinge, feature_matching, generator_hinge, load_vgg_loss
 from image.networks import MultiscaleDiscriminator, SPADEGenerator
-from image.train import ImageModel, ImageNetworkConfig, train_step
+from image.train import ImageModel, ImageNetworkConfig, evaluate_images, train_step
 from conftest import assert_pinned
 from layout.layouts import one_hot
 
@@ -116,3 +117,24 @@ def test_one_training_step_gives_the_pinned_losses_and_moves_both_networks():
     assert not torch.equal(before["discriminator"]["critics.0.blocks.0.0.weight"],
                            after["discriminator"]["critics.0.blocks.0.0.weight"])
     assert model.g_optimizer.param_groups[0]["lr"] * 4 == model.d_optimizer.param_groups[0]["lr"]
+
+
+def test_the_class_colour_error_compares_each_class_region_with_the_real_one_and_the_shuffled_layouts():
+    """A generator that paints every class in its real colour scores 0; from the other image's layout
+    (the shuffled figure) each class region gets the mean colour of the other layout's classes there."""
+    colours = np.array([[200, 30, 30], [30, 200, 30], [30, 30, 200], [220, 220, 40], [0, 0, 0]], dtype=np.float64)
+    labels = np.zeros((2, 16, 32), dtype=np.uint8)
+    labels[0, :, 16:] = 1  # image 0: class 0 left, class 1 right
+    labels[1, :8], labels[1, 8:] = 2, 3  # image 1: class 2 top, class 3 bottom
+    images = colours[labels].astype(np.uint8)
+    torch.manual_seed(0)
+    model = ImageModel.create(ImageNetworkConfig(C, 16, 32, base_channels=2, num_upsamplings=2, spade_hidden=4,
+                                                 critic_channels=4))
+    palette = torch.from_numpy(colours).float()
+    model.generate = lambda layouts, reference: torch.einsum("bchw,ck->bkhw", layouts, palette) / 127.5 - 1
+    figures = evaluate_images(model, labels, images)
+    assert figures["class_colour_error"] == pytest.approx(0, abs=1e-3)
+    c = colours
+    shuffled = [np.linalg.norm((c[2] + c[3]) / 2 - c[0]), np.linalg.norm((c[2] + c[3]) / 2 - c[1]),
+                np.linalg.norm((c[0] + c[1]) / 2 - c[2]), np.linalg.norm((c[0] + c[1]) / 2 - c[3])]
+    assert figures["shuffled_class_colour_error"] == pytest.approx(np.mean(shuffled), rel=1e-5)
