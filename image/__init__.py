@@ -1,1 +1,1 @@
-"""Image synthesizer: SPADE and SEAN, end-to-end fine-tuning, the synthesis chain (issues 5 and 6)."""
+"""Image synthesizer: SPADE and SEAN generators, their critics and losses, end-to-end fine-tuning, and the palette -> layout -> image synthesis chain."""

@@ -1,1 +1,1 @@
-"""Layout synthesizer: progressive palette-conditioned GAN and the completor (issues 3 and 4)."""
+"""Layout synthesizer: the progressive palette-conditioned GAN (generator, critic, losses, training) and the completor that regenerates a masked part of a layout."""
